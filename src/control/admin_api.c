@@ -1,0 +1,537 @@
+/* admin_api.c -- the admin API's routes (docs/api.md), on the control thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/blobs.h"
+#include "control/ctl.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define FLINT_VERSION "0.1.0"
+
+static json_t *inst_json(ctl_inst *in)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "id", json_integer((json_int_t)in->id));
+	json_object_set_new(j, "pid", json_integer(in->pid));
+	json_object_set_new(j, "port", json_integer(in->port));
+	json_object_set_new(j, "state", json_string(ctl_inst_state_name(in->state)));
+	json_object_set_new(j, "inflight", json_integer(in->pub ? atomic_load(&in->pub->inflight) : 0));
+	json_object_set_new(j, "started_ms", json_integer((json_int_t)in->started_ms));
+	if (in->ready_ms) {
+		json_object_set_new(j, "ready_ms", json_integer((json_int_t)in->ready_ms));
+		json_object_set_new(j, "cold_start_ms",
+				    json_real((double)(in->ready_ns - in->spawn_ns) / 1e6));
+	}
+	json_object_set_new(j, "stale", json_boolean(in->stale));
+	return j;
+}
+
+static json_t *fn_summary(ctl_fn *fn)
+{
+	json_t *j = json_object(), *counts = json_object();
+	int starting = 0, ready = 0, draining = 0;
+	fl_list *l;
+
+	for (l = fn->insts.next; l != &fn->insts; l = l->next) {
+		ctl_inst *in = fl_container_of(l, ctl_inst, link);
+		if (in->job)
+			continue;
+		if (in->state == I_STARTING)
+			starting++;
+		else if (in->state == I_READY)
+			ready++;
+		else
+			draining++;
+	}
+	json_object_set_new(counts, "starting", json_integer(starting));
+	json_object_set_new(counts, "ready", json_integer(ready));
+	json_object_set_new(counts, "draining", json_integer(draining));
+	json_object_set_new(j, "name", json_string(fn->name));
+	json_object_set_new(j, "version", json_integer((json_int_t)fn->version));
+	json_object_set_new(j, "protocol", json_string(fn->spec->protocol));
+	{
+		const char *st = ctl_fn_state_name(fn->state);
+		if (fn->state == F_READY && ready == 0)
+			st = starting ? "starting" : "idle";
+		else if (fn->state == F_IDLE && starting)
+			st = "starting";
+		else if (fn->state == F_IDLE && ready)
+			st = "ready";
+		json_object_set_new(j, "state", json_string(st));
+	}
+	json_object_set_new(j, "min", json_integer(fn->spec->min));
+	json_object_set_new(j, "max", json_integer(fn->spec->max));
+	json_object_set_new(j, "concurrency", json_integer(fn->spec->concurrency));
+	json_object_set_new(j, "instances", counts);
+	json_object_set_new(j, "requests", json_integer((json_int_t)atomic_load(&fn->stats->requests)));
+	json_object_set_new(j, "queued", json_integer(atomic_load(&fn->stats->queued)));
+	return j;
+}
+
+struct lines {
+	json_t *arr;
+};
+
+static void collect_line(void *ctx, const char *line, size_t len)
+{
+	struct lines *l = ctx;
+
+	json_array_append_new(l->arr, json_stringn(line, len));
+}
+
+static json_t *fn_detail(fl_ctl *ctl, ctl_fn *fn)
+{
+	json_t *j = fn_summary(fn), *insts = json_array(), *events = json_array();
+	json_error_t jerr;
+	struct lines ll = {json_array()};
+	fl_list *l;
+	int i;
+
+	json_object_set_new(j, "spec", json_loads(fn->spec_json, 0, &jerr));
+	json_object_set_new(j, "created_ms", json_integer((json_int_t)fn->created_ms));
+	json_object_set_new(j, "updated_ms", json_integer((json_int_t)fn->updated_ms));
+	if (fn->reason[0])
+		json_object_set_new(j, "reason", json_string(fn->reason));
+	for (l = fn->insts.next; l != &fn->insts; l = l->next) {
+		ctl_inst *in = fl_container_of(l, ctl_inst, link);
+		if (!in->job)
+			json_array_append_new(insts, inst_json(in));
+	}
+	json_object_set_new(j, "instances_detail", insts);
+	for (i = 0; i < fn->nevents; i++) {
+		int k = (fn->next_event - fn->nevents + i + CTL_EVENTS) % CTL_EVENTS;
+		json_t *e = json_object();
+		json_object_set_new(e, "time_ms", json_integer((json_int_t)fn->events[k].time_ms));
+		json_object_set_new(e, "what", json_string(fn->events[k].what));
+		json_array_append_new(events, e);
+	}
+	json_object_set_new(j, "events", events);
+	fl_logstore_tail(ctl->logs, fn->name, 10, collect_line, &ll);
+	json_object_set_new(j, "last_logs", ll.arr);
+	return j;
+}
+
+/* ---- handlers ---- */
+
+static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_httpd_resp *resp)
+{
+	json_error_t jerr;
+	json_t *j, *nm, *norm;
+	fl_spec *spec = NULL;
+	char err[512], *text = NULL;
+	uint64_t version;
+	int created, r;
+
+	if (!fl_valid_name(name)) {
+		fl_httpd_respond_error(resp, 400,
+				       "name: '%s' is not a valid function name (1-63 characters of "
+				       "a-z, 0-9 and '-', not starting or ending with '-')",
+				       name);
+		return;
+	}
+	j = json_loadb(req->body, req->body_len, 0, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		fl_httpd_respond_error(resp, 400, "the body must be a JSON object: %s",
+				       j ? "got another JSON value" : jerr.text);
+		json_decref(j);
+		return;
+	}
+	nm = json_object_get(j, "name");
+	if (nm && (!json_is_string(nm) || strcmp(json_string_value(nm), name) != 0)) {
+		fl_httpd_respond_error(resp, 400, "name: the spec says '%s' but the path says '%s'",
+				       json_is_string(nm) ? json_string_value(nm) : "(not a string)",
+				       name);
+		json_decref(j);
+		return;
+	}
+	if (nm == NULL)
+		json_object_set_new(j, "name", json_string(name));
+	r = fl_spec_parse(j, &spec, err, sizeof(err));
+	json_decref(j);
+	if (r < 0) {
+		fl_httpd_respond_error(resp, 400, "%s", err);
+		return;
+	}
+	if (spec->code && fl_blob_exists(ctl->data_dir, spec->code) != 1) {
+		fl_httpd_respond_error(resp, 400, "code: %s has not been uploaded (POST /v1/blobs first)",
+				       spec->code);
+		fl_spec_free(spec);
+		return;
+	}
+	norm = fl_spec_to_json(spec);
+	text = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(norm);
+	created = ctl_fn_find(ctl, name) == NULL;
+	if (fl_registry_put(ctl->reg, name, text, &version) < 0) {
+		fl_httpd_respond_error(resp, 500, "cannot store the function (see the daemon log)");
+		fl_spec_free(spec);
+		free(text);
+		return;
+	}
+	{
+		uint64_t now = fl_wall_ms();
+		ctl_fn *old = ctl_fn_find(ctl, name);
+		if (ctl_fn_apply(ctl, spec, text, version, old ? old->created_ms : now, now, err,
+				 sizeof(err)) < 0) {
+			fl_httpd_respond_error(resp, 400, "%s", err);
+			free(text);
+			return;
+		}
+	}
+	free(text);
+	j = json_object();
+	json_object_set_new(j, "name", json_string(name));
+	json_object_set_new(j, "version", json_integer((json_int_t)version));
+	json_object_set_new(j, "created", json_boolean(created));
+	fl_httpd_respond_json(resp, created ? 201 : 200, j);
+}
+
+static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *resp)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(req->body, req->body_len, 0, &jerr), *spec, *scale, *v;
+	fl_spec *ns = NULL;
+	char err[512], *text;
+	json_int_t mn, mx;
+
+	if (j == NULL || !json_is_object(j)) {
+		fl_httpd_respond_error(resp, 400, "the body must be a JSON object like {\"min\": 1, \"max\": 5}");
+		json_decref(j);
+		return;
+	}
+	mn = fn->spec->min;
+	mx = fn->spec->max;
+	if ((v = json_object_get(j, "min")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			fl_httpd_respond_error(resp, 400, "min: must be an integer >= 0");
+			json_decref(j);
+			return;
+		}
+		mn = json_integer_value(v);
+	}
+	if ((v = json_object_get(j, "max")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			fl_httpd_respond_error(resp, 400, "max: must be an integer >= 1");
+			json_decref(j);
+			return;
+		}
+		mx = json_integer_value(v);
+	}
+	json_decref(j);
+	if (mn > mx) {
+		fl_httpd_respond_error(resp, 400, "min (%lld) must not be above max (%lld)", (long long)mn,
+				       (long long)mx);
+		return;
+	}
+	spec = json_loads(fn->spec_json, 0, &jerr);
+	scale = json_object_get(spec, "scale");
+	if (!json_is_object(scale)) {
+		scale = json_object();
+		json_object_set_new(spec, "scale", scale);
+	}
+	json_object_set_new(scale, "min", json_integer(mn));
+	json_object_set_new(scale, "max", json_integer(mx));
+	if (fl_spec_parse(spec, &ns, err, sizeof(err)) < 0) {
+		json_decref(spec);
+		fl_httpd_respond_error(resp, 400, "%s", err);
+		return;
+	}
+	json_decref(spec);
+	spec = fl_spec_to_json(ns);
+	text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(spec);
+	if (fl_registry_update_current(ctl->reg, fn->name, text) < 0) {
+		fl_httpd_respond_error(resp, 500, "cannot store the new scale (see the daemon log)");
+		fl_spec_free(ns);
+		free(text);
+		return;
+	}
+	/* Same version, new bounds: swap the spec in place. */
+	fl_spec_free(fn->spec);
+	free(fn->spec_json);
+	fn->spec = ns;
+	fn->spec_json = text;
+	fn->as.desired = fn->as.desired < (uint32_t)mn ? (uint32_t)mn : fn->as.desired;
+	ctl_event(fn, "scale bounds set to min %lld, max %lld", (long long)mn, (long long)mx);
+	ctl_scale(ctl, fn);
+	ctl_publish_later(ctl);
+	j = json_object();
+	json_object_set_new(j, "name", json_string(fn->name));
+	json_object_set_new(j, "min", json_integer(mn));
+	json_object_set_new(j, "max", json_integer(mx));
+	fl_httpd_respond_json(resp, 200, j);
+}
+
+struct follow {
+	fl_ctl *ctl;
+	fl_log_follower *f;
+	fl_httpd_resp *resp;
+};
+
+static void follow_line(void *ctx, const char *line, size_t len)
+{
+	struct follow *fw = ctx;
+	char *b = malloc(len + 1);
+
+	if (b == NULL)
+		return;
+	memcpy(b, line, len);
+	b[len] = '\n';
+	fl_httpd_stream_write(fw->resp, b, len + 1);
+	free(b);
+}
+
+static void follow_closed(void *ctx)
+{
+	struct follow *fw = ctx;
+
+	fl_logstore_unfollow(fw->ctl->logs, fw->f);
+	free(fw);
+}
+
+struct tail_buf {
+	fl_buf b;
+};
+
+static void tail_line(void *ctx, const char *line, size_t len)
+{
+	struct tail_buf *t = ctx;
+
+	fl_buf_append(&t->b, line, len);
+	fl_buf_append(&t->b, "\n", 1);
+}
+
+static void logs(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *resp)
+{
+	const char *t = fl_httpd_query(req, "tail");
+	const char *f = fl_httpd_query(req, "follow");
+	struct tail_buf tb = {FL_BUF_INIT};
+	long n = 100;
+
+	if (t) {
+		char *end;
+		n = strtol(t, &end, 10);
+		if (*end || n < 0 || n > 100000) {
+			fl_httpd_respond_error(resp, 400, "tail: must be a number of lines from 0 to 100000");
+			return;
+		}
+	}
+	fl_logstore_tail(ctl->logs, fn->name, (size_t)n, tail_line, &tb);
+	if (f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0)) {
+		struct follow *fw = fl_xcalloc(1, sizeof(*fw));
+		fl_httpd_stream_begin(resp, 200, "text/plain; charset=utf-8");
+		if (tb.b.len)
+			fl_httpd_stream_write(resp, tb.b.p, tb.b.len);
+		fl_buf_free(&tb.b);
+		fw->ctl = ctl;
+		fw->resp = resp;
+		fw->f = fl_logstore_follow(ctl->logs, fn->name, follow_line, fw);
+		fl_httpd_on_close(resp, follow_closed, fw);
+		return;
+	}
+	fl_httpd_respond(resp, 200, "text/plain; charset=utf-8", tb.b.p ? tb.b.p : "", tb.b.len);
+	fl_buf_free(&tb.b);
+}
+
+static void post_blob(fl_ctl *ctl, fl_httpd_req *req, fl_httpd_resp *resp)
+{
+	char digest[FL_DIGEST_LEN + 1];
+	int created = 0, r;
+	json_t *j;
+
+	if (req->body_len == 0) {
+		fl_httpd_respond_error(resp, 400, "the body must be a tar.gz of the function's directory");
+		return;
+	}
+	r = fl_blob_put(ctl->data_dir, req->body, req->body_len, digest, &created);
+	if (r < 0) {
+		fl_httpd_respond_error(resp, 500, "cannot store the upload: %s", strerror(-r));
+		return;
+	}
+	j = json_object();
+	json_object_set_new(j, "digest", json_string(digest));
+	json_object_set_new(j, "size", json_integer((json_int_t)req->body_len));
+	json_object_set_new(j, "created", json_boolean(created));
+	fl_httpd_respond_json(resp, 200, j);
+}
+
+static void info(fl_ctl *ctl, fl_httpd_resp *resp)
+{
+	json_t *j = json_object();
+	int n = 0;
+	fl_list *l;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next)
+		n += !fl_container_of(l, ctl_fn, link)->deleted;
+	json_object_set_new(j, "version", json_string(FLINT_VERSION));
+	json_object_set_new(j, "data_dir", json_string(ctl->data_dir));
+	json_object_set_new(j, "gateway", json_string(ctl->listen));
+	json_object_set_new(j, "admin", json_string(ctl->admin));
+	json_object_set_new(j, "domain", json_string(ctl->domain));
+	json_object_set_new(j, "threads", json_integer(ctl->threads));
+	json_object_set_new(j, "functions", json_integer(n));
+	json_object_set_new(j, "instances", json_integer(ctl_count_instances(ctl)));
+	json_object_set_new(j, "pid", json_integer(getpid()));
+	json_object_set_new(j, "started_ms", json_integer((json_int_t)ctl->started_ms));
+	json_object_set_new(j, "sandbox", json_string("none: instances run as plain processes in "
+						      "their own process group"));
+	fl_httpd_respond_json(resp, 200, j);
+}
+
+static int authorized(fl_ctl *ctl, fl_httpd_req *req)
+{
+	const char *h = fl_httpd_header(req, "authorization");
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	return fl_consttime_eq(h + 7, ctl->token);
+}
+
+static int is(const fl_httpd_req *req, const char *m)
+{
+	return strcmp(req->method, m) == 0;
+}
+
+void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
+{
+	fl_ctl *ctl = ctx;
+	const char *p = req->path;
+	char name[128];
+	const char *rest;
+	ctl_fn *fn;
+
+	if (strcmp(p, "/healthz") == 0) {
+		fl_httpd_respond(resp, 200, "application/json", "{\"ok\": true}\n", 13);
+		return;
+	}
+	if (!authorized(ctl, req)) {
+		fl_httpd_respond_error(resp, 401,
+				       "missing or wrong admin token: send Authorization: Bearer "
+				       "<the token in %s/token>",
+				       ctl->data_dir);
+		return;
+	}
+	if (ctl->stopping) {
+		fl_httpd_respond_error(resp, 503, "flint is shutting down");
+		return;
+	}
+	if (strcmp(p, "/v1/info") == 0) {
+		if (!is(req, "GET"))
+			goto method;
+		info(ctl, resp);
+		return;
+	}
+	if (strcmp(p, "/v1/functions") == 0) {
+		json_t *arr = json_array(), *j = json_object();
+		fl_list *l;
+		if (!is(req, "GET"))
+			goto method;
+		/* Sorted by name: collect, then sort. */
+		for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+			ctl_fn *f = fl_container_of(l, ctl_fn, link);
+			size_t i;
+			if (f->deleted)
+				continue;
+			for (i = 0; i < json_array_size(arr); i++)
+				if (strcmp(json_string_value(json_object_get(json_array_get(arr, i), "name")),
+					   f->name) > 0)
+					break;
+			json_array_insert_new(arr, i, fn_summary(f));
+		}
+		json_object_set_new(j, "functions", arr);
+		fl_httpd_respond_json(resp, 200, j);
+		return;
+	}
+	if (strcmp(p, "/v1/blobs") == 0) {
+		if (!is(req, "POST"))
+			goto method;
+		post_blob(ctl, req, resp);
+		return;
+	}
+	if (strncmp(p, "/v1/blobs/", 10) == 0) {
+		int r;
+		if (!is(req, "HEAD") && !is(req, "GET"))
+			goto method;
+		r = fl_blob_exists(ctl->data_dir, p + 10);
+		if (r < 0)
+			fl_httpd_respond_error(resp, 400, "'%s' is not a digest like sha256:<64 hex>", p + 10);
+		else if (r == 0)
+			fl_httpd_respond_error(resp, 404, "no blob %s", p + 10);
+		else
+			fl_httpd_respond(resp, 200, "application/json", "{}\n", 3);
+		return;
+	}
+	if (strncmp(p, "/v1/functions/", 14) != 0)
+		goto notfound;
+	rest = strchr(p + 14, '/');
+	{
+		size_t nl = rest ? (size_t)(rest - (p + 14)) : strlen(p + 14);
+		if (nl == 0 || nl >= sizeof(name))
+			goto notfound;
+		memcpy(name, p + 14, nl);
+		name[nl] = '\0';
+	}
+	if (rest == NULL && is(req, "PUT")) {
+		put_function(ctl, name, req, resp);
+		return;
+	}
+	fn = ctl_fn_find(ctl, name);
+	if (fn == NULL) {
+		fl_httpd_respond_error(resp, 404, "no function named %s", name);
+		return;
+	}
+	if (rest == NULL) {
+		if (is(req, "GET")) {
+			fl_httpd_respond_json(resp, 200, fn_detail(ctl, fn));
+		} else if (is(req, "DELETE")) {
+			json_t *j = json_object();
+			if (fl_registry_delete(ctl->reg, name) < 0) {
+				fl_httpd_respond_error(resp, 500, "cannot delete %s from the registry", name);
+				return;
+			}
+			ctl_fn_remove(ctl, fn);
+			json_object_set_new(j, "deleted", json_string(name));
+			fl_httpd_respond_json(resp, 200, j);
+		} else {
+			goto method;
+		}
+		return;
+	}
+	if (strcmp(rest, "/scale") == 0) {
+		if (!is(req, "POST") && !is(req, "PUT"))
+			goto method;
+		scale_function(ctl, fn, req, resp);
+		return;
+	}
+	if (strcmp(rest, "/instances") == 0) {
+		json_t *arr = json_array(), *j = json_object();
+		fl_list *l;
+		if (!is(req, "GET"))
+			goto method;
+		for (l = fn->insts.next; l != &fn->insts; l = l->next) {
+			ctl_inst *in = fl_container_of(l, ctl_inst, link);
+			if (!in->job)
+				json_array_append_new(arr, inst_json(in));
+		}
+		json_object_set_new(j, "instances", arr);
+		fl_httpd_respond_json(resp, 200, j);
+		return;
+	}
+	if (strcmp(rest, "/logs") == 0) {
+		if (!is(req, "GET"))
+			goto method;
+		logs(ctl, fn, req, resp);
+		return;
+	}
+notfound:
+	fl_httpd_respond_error(resp, 404, "no such API path: %s %s (see docs/api.md)", req->method, p);
+	return;
+method:
+	fl_httpd_respond_error(resp, 405, "%s is not allowed on %s", req->method, p);
+}

@@ -1,0 +1,135 @@
+/* ctl.h -- the control thread's state, shared by control.c, instances.c and
+ * admin_api.c; not for use outside src/control. Everything here is touched by
+ * the control thread only. */
+#ifndef FL_CTL_H
+#define FL_CTL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "control/autoscaler.h"
+#include "control/logstore.h"
+#include "control/registry.h"
+#include "control/spec.h"
+#include "gateway/snapshot.h"
+#include "net/httpd.h"
+#include "runtime/spawner.h"
+
+#define CTL_EVENTS 16
+
+enum inst_state { I_STARTING, I_READY, I_DRAINING, I_STOPPING };
+enum fn_state { F_IDLE, F_BUILDING, F_READY, F_BACKOFF, F_FAILED };
+
+typedef struct ctl_fn ctl_fn;
+
+typedef struct ctl_inst {
+	fl_list link;        /* fn->insts */
+	ctl_fn *fn;
+	uint64_t id;
+	pid_t pid;
+	int port;
+	enum inst_state state;
+	int job;             /* a build step, not an instance */
+	int exited;          /* the spawner reported its end */
+	uint64_t spawn_ns, ready_ns, started_ms, ready_ms;
+	uv_pipe_t out, err;  /* stdout/stderr, while open */
+	int pipes_open;
+	uv_tcp_t probe;      /* readiness check */
+	uv_timer_t timer;    /* probe back-off, start deadline, stop grace */
+	int probe_active, handles;
+	uint64_t probe_delay_ms;
+	char probe_buf[64];
+	size_t probe_len;
+	fl_inst *pub;        /* what the gateway sees, while ready */
+	int stale;           /* runs an older version of the function */
+} ctl_inst;
+
+struct ctl_event {
+	uint64_t time_ms;
+	char what[160];
+};
+
+struct ctl_fn {
+	fl_list link;        /* ctl->fns */
+	char *name;
+	uint64_t version;
+	fl_spec *spec;
+	char *spec_json;     /* normalized */
+	char *codedir;       /* unpacked code, or NULL */
+	uint64_t created_ms, updated_ms;
+	fl_fnstats *stats;
+	fl_list insts;
+	enum fn_state state;
+	char reason[256];
+	int failures;        /* consecutive start failures */
+	uint64_t backoff_until_ms;
+	uv_timer_t backoff_timer;
+	struct fl_as_state as;
+	uint32_t want;       /* instances wanted now */
+	int deleted;
+	int building;
+	struct ctl_event events[CTL_EVENTS];
+	int nevents, next_event;
+};
+
+struct ctl_msg {
+	struct ctl_msg *next;
+	char name[64];
+};
+
+typedef struct fl_ctl {
+	uv_loop_t *loop;
+	char *data_dir;
+	char *listen, *admin, *domain;
+	int threads;
+	char token[65];
+	fl_registry *reg;
+	fl_logstore *logs;
+	fl_spawner *sp;
+	uv_poll_t sp_poll;
+	fl_httpd *httpd;
+	fl_list fns;
+	uint64_t next_inst_id;
+	uint64_t snap_gen;
+	int snap_dirty;
+	uv_timer_t publish_timer;
+	uv_timer_t tick;
+	uv_async_t msg_async;
+	pthread_mutex_t msg_mu;
+	struct ctl_msg *msgs;
+	uv_signal_t sigterm, sigint;
+	int stopping;
+	uint64_t stop_deadline_ms;
+	uv_timer_t stop_timer;
+	int port_cursor, port_lo, port_hi;
+	uint64_t started_ms;
+	char **base_env;
+} fl_ctl;
+
+/* instances.c */
+ctl_fn *ctl_fn_find(fl_ctl *ctl, const char *name);
+/* Applies a stored spec: creates the function or updates it in place (new
+ * instances get the new spec; old ones drain). Takes ownership of spec. */
+int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t version,
+		 uint64_t created_ms, uint64_t updated_ms, char *err, size_t errlen);
+/* Removes a function: drains and stops its instances, forgets it. */
+void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn);
+/* Runs the autoscaler for one function (or all with NULL) and acts on it. */
+void ctl_scale(fl_ctl *ctl, ctl_fn *fn);
+/* Handles everything the spawner reported. */
+void ctl_spawner_events(fl_ctl *ctl);
+/* Builds and publishes a snapshot soon (coalesced). */
+void ctl_publish_later(fl_ctl *ctl);
+void ctl_publish_now(fl_ctl *ctl);
+void ctl_event(ctl_fn *fn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *ctl_fn_state_name(enum fn_state s);
+const char *ctl_inst_state_name(enum inst_state s);
+/* Stops every instance (drain first when graceful). */
+void ctl_stop_all(fl_ctl *ctl);
+int ctl_count_instances(fl_ctl *ctl);
+
+/* admin_api.c */
+void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp);
+
+#endif

@@ -1,0 +1,1017 @@
+/* instances.c -- functions and their instances on the control thread: start
+ * through the spawner, readiness checks, logs, crash back-off, build steps,
+ * draining, and the snapshot the gateway routes with. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "control/blobs.h"
+#include "control/ctl.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/sha256.h"
+#include "core/util.h"
+#include "gateway/gateway.h"
+#include "net/listen.h"
+
+#define STOP_GRACE_MS 10000
+#define BACKOFF_MAX_MS 30000
+
+static void inst_maybe_free(ctl_inst *in);
+static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn);
+static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why);
+
+static fl_ctl *ctl_of(uv_handle_t *h)
+{
+	return h->loop->data;
+}
+
+const char *ctl_fn_state_name(enum fn_state s)
+{
+	static const char *n[] = {"idle", "building", "ready", "backoff", "failed"};
+	return n[s];
+}
+
+const char *ctl_inst_state_name(enum inst_state s)
+{
+	static const char *n[] = {"starting", "ready", "draining", "stopping"};
+	return n[s];
+}
+
+void ctl_event(ctl_fn *fn, const char *fmt, ...)
+{
+	struct ctl_event *e = &fn->events[fn->next_event];
+	va_list ap;
+
+	e->time_ms = fl_wall_ms();
+	va_start(ap, fmt);
+	vsnprintf(e->what, sizeof(e->what), fmt, ap);
+	va_end(ap);
+	fn->next_event = (fn->next_event + 1) % CTL_EVENTS;
+	if (fn->nevents < CTL_EVENTS)
+		fn->nevents++;
+	fl_info("fn", "%s: %s", fn->name, e->what);
+}
+
+ctl_fn *ctl_fn_find(fl_ctl *ctl, const char *name)
+{
+	fl_list *l;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		if (!fn->deleted && strcmp(fn->name, name) == 0)
+			return fn;
+	}
+	return NULL;
+}
+
+static ctl_inst *inst_find(fl_ctl *ctl, uint64_t id)
+{
+	fl_list *l, *k;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		for (k = fn->insts.next; k != &fn->insts; k = k->next) {
+			ctl_inst *in = fl_container_of(k, ctl_inst, link);
+			if (in->id == id)
+				return in;
+		}
+	}
+	return NULL;
+}
+
+int ctl_count_instances(fl_ctl *ctl)
+{
+	fl_list *l, *k;
+	int n = 0;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		for (k = fn->insts.next; k != &fn->insts; k = k->next)
+			n += !fl_container_of(k, ctl_inst, link)->job;
+	}
+	return n;
+}
+
+/* ---- snapshot ---- */
+
+void ctl_publish_now(fl_ctl *ctl)
+{
+	fl_snapshot *s = fl_snapshot_new(++ctl->snap_gen);
+	fl_list *l, *k;
+
+	uv_timer_stop(&ctl->publish_timer);
+	ctl->snap_dirty = 0;
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		fl_route_fn *r;
+		int n = 0;
+		if (fn->deleted)
+			continue;
+		r = fl_route_fn_new(fn->name);
+		r->version = fn->version;
+		r->stats = fn->stats;
+		fl_fnstats_ref(fn->stats);
+		if (fn->state == F_FAILED || (fn->state == F_BACKOFF && fn->failures >= 2)) {
+			r->state = FL_FN_FAILING;
+			r->reason = fl_xstrdup(fn->reason);
+		}
+		r->concurrency = fn->spec->concurrency;
+		r->timeout_ms = fn->spec->timeout_ms;
+		r->max_body = fn->spec->max_body;
+		r->queue_max = fn->spec->queue_max;
+		r->queue_timeout_ms = fn->spec->queue_timeout_ms;
+		for (k = fn->insts.next; k != &fn->insts; k = k->next)
+			n++;
+		r->inst = fl_xcalloc((size_t)n + 1, sizeof(fl_inst *));
+		for (k = fn->insts.next; k != &fn->insts; k = k->next) {
+			ctl_inst *in = fl_container_of(k, ctl_inst, link);
+			if (in->job)
+				continue;
+			switch (in->state) {
+			case I_STARTING: r->n_starting++; break;
+			case I_READY: r->n_ready++; break;
+			default: r->n_draining++; break;
+			}
+			if (in->state == I_READY && in->pub) {
+				fl_inst_ref(in->pub);
+				r->inst[r->ninst++] = in->pub;
+			}
+		}
+		fl_snapshot_add_fn(s, r);
+	}
+	fl_snapshot_seal(s);
+	fl_snapshot_publish(s);
+	fl_gateway_notify();
+}
+
+static void on_publish_timer(uv_timer_t *t)
+{
+	ctl_publish_now(t->data);
+}
+
+void ctl_publish_later(fl_ctl *ctl)
+{
+	if (ctl->snap_dirty)
+		return;
+	ctl->snap_dirty = 1;
+	uv_timer_start(&ctl->publish_timer, on_publish_timer, 0, 0);
+}
+
+/* ---- logs ---- */
+
+static char log_buf[65536];
+
+static void log_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+	(void)h;
+	(void)s;
+	b->base = log_buf;
+	b->len = sizeof(log_buf);
+}
+
+static void pipe_closed(uv_handle_t *h)
+{
+	ctl_inst *in = h->data;
+
+	in->handles--;
+	inst_maybe_free(in);
+}
+
+static void on_log(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	ctl_inst *in = s->data;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)s);
+	const char *stream = s == (uv_stream_t *)&in->out ? "stdout" : "stderr";
+
+	if (n > 0) {
+		fl_logstore_feed(ctl->logs, in->fn->name, in->id, stream, b->base, (size_t)n);
+	} else if (n < 0) {
+		fl_logstore_flush(ctl->logs, in->fn->name, in->id, stream);
+		uv_close((uv_handle_t *)s, pipe_closed);
+	}
+}
+
+static void open_pipe(ctl_inst *in, uv_pipe_t *p, int fd)
+{
+	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->timer);
+
+	if (fd < 0)
+		return;
+	uv_pipe_init(ctl->loop, p, 0);
+	p->data = in;
+	in->handles++;
+	if (uv_pipe_open(p, fd) < 0) {
+		close(fd);
+		uv_close((uv_handle_t *)p, pipe_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)p, log_alloc, on_log);
+}
+
+/* ---- instance life ---- */
+
+static void timer_closed(uv_handle_t *h)
+{
+	ctl_inst *in = h->data;
+
+	in->handles--;
+	inst_maybe_free(in);
+}
+
+static void inst_maybe_free(ctl_inst *in)
+{
+	ctl_fn *fn = in->fn;
+	fl_ctl *ctl;
+
+	if (!in->exited || in->handles > 1 || in->probe_active)
+		return;
+	if (in->handles == 1) {
+		/* Only the timer is left: close it, come back when it is closed. */
+		if (!uv_is_closing((uv_handle_t *)&in->timer))
+			uv_close((uv_handle_t *)&in->timer, timer_closed);
+		return;
+	}
+	ctl = ctl_of((uv_handle_t *)&fn->backoff_timer);
+	fl_list_remove(&in->link);
+	if (in->pub) {
+		atomic_store(&in->pub->gone, 1);
+		fl_inst_unref(in->pub);
+	}
+	free(in);
+	fn_maybe_free(ctl, fn);
+}
+
+static void backoff_done(uv_timer_t *t)
+{
+	ctl_fn *fn = t->data;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
+
+	if (fn->state == F_BACKOFF) {
+		fn->state = F_IDLE;
+		ctl_publish_later(ctl);
+		ctl_scale(ctl, fn);
+	}
+}
+
+/* A start failed: record why, back off exponentially. */
+static void start_failed(fl_ctl *ctl, ctl_inst *in, const char *why)
+{
+	ctl_fn *fn = in->fn;
+	uint64_t delay;
+	int shift;
+
+	fn->failures++;
+	shift = fn->failures - 1 < 8 ? fn->failures - 1 : 8;
+	delay = 200ull << shift;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	snprintf(fn->reason, sizeof(fn->reason), "%s", why);
+	fn->state = F_BACKOFF;
+	fn->backoff_until_ms = fl_now_ms() + delay;
+	uv_timer_start(&fn->backoff_timer, backoff_done, delay, 0);
+	fl_logstore_note(ctl->logs, fn->name, "%s; retrying in %llu ms", why,
+			 (unsigned long long)delay);
+	ctl_event(fn, "start failed (%d in a row): %s", fn->failures, why);
+	ctl_publish_later(ctl);
+}
+
+static void inst_signal(fl_ctl *ctl, ctl_inst *in, int sig)
+{
+	if (!in->exited && in->pid > 0)
+		fl_spawner_signal(ctl->sp, in->id, sig);
+}
+
+static void on_stop_grace(uv_timer_t *t)
+{
+	ctl_inst *in = t->data;
+
+	inst_signal(ctl_of((uv_handle_t *)t), in, SIGKILL);
+}
+
+/* Sends SIGTERM now and SIGKILL after the grace period. */
+static void inst_stop(fl_ctl *ctl, ctl_inst *in)
+{
+	if (in->state == I_STOPPING)
+		return;
+	in->state = I_STOPPING;
+	if (in->pub)
+		atomic_store(&in->pub->gone, 1);
+	uv_timer_stop(&in->timer);
+	if (in->exited)
+		return;
+	if (in->pid <= 0) {
+		/* Not started yet: it will be stopped when the spawner reports it. */
+		return;
+	}
+	inst_signal(ctl, in, SIGTERM);
+	uv_timer_start(&in->timer, on_stop_grace, STOP_GRACE_MS, 0);
+	ctl_publish_later(ctl);
+}
+
+static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why)
+{
+	if (in->state == I_DRAINING || in->state == I_STOPPING)
+		return;
+	if (in->state == I_STARTING || in->pub == NULL) {
+		inst_stop(ctl, in);
+		return;
+	}
+	in->state = I_DRAINING;
+	atomic_store(&in->pub->gone, 1);
+	ctl_event(in->fn, "draining i-%llu: %s", (unsigned long long)in->id, why);
+	ctl_publish_later(ctl);
+	/* The tick stops it once its requests are done (see ctl_scale). */
+}
+
+static void probe_schedule(ctl_inst *in);
+
+static void inst_ready(fl_ctl *ctl, ctl_inst *in)
+{
+	ctl_fn *fn = in->fn;
+	fl_list *l, *next;
+	uint64_t us;
+
+	uv_timer_stop(&in->timer);
+	in->state = I_READY;
+	in->ready_ns = fl_now_ns();
+	in->ready_ms = fl_wall_ms();
+	us = (in->ready_ns - in->spawn_ns) / 1000;
+	fl_hist_observe(&fn->stats->cold, us);
+	atomic_fetch_add(&fn->stats->cold_starts, 1);
+	in->pub = fl_inst_new(in->id, in->port, fn->spec->concurrency);
+	fn->failures = 0;
+	fn->reason[0] = '\0';
+	fn->state = F_READY;
+	ctl_event(fn, "instance i-%llu ready on port %d in %.1f ms", (unsigned long long)in->id,
+		  in->port, (double)us / 1000);
+	/* A new version is ready: older instances drain. */
+	for (l = fn->insts.next; l != &fn->insts; l = next) {
+		ctl_inst *o = fl_container_of(l, ctl_inst, link);
+		next = l->next;
+		if (o != in && !o->job && o->stale && o->state == I_READY)
+			inst_drain(ctl, o, "replaced by a new version");
+	}
+	ctl_publish_now(ctl); /* held requests are waiting for exactly this */
+}
+
+static void probe_closed(uv_handle_t *h)
+{
+	ctl_inst *in = h->data;
+
+	in->probe_active = 0;
+	if (in->exited || in->state != I_STARTING) {
+		inst_maybe_free(in);
+		return;
+	}
+	if (in->probe_len > 0 && in->probe_len != (size_t)-1) {
+		/* An HTTP health answer was read: 2xx is ready. */
+		if (in->probe_len >= 12 && memcmp(in->probe_buf, "HTTP/1.", 7) == 0 &&
+		    in->probe_buf[9] == '2') {
+			inst_ready(ctl_of(h), in);
+			return;
+		}
+	}
+	if (in->probe_len == (size_t)-1) {
+		inst_ready(ctl_of(h), in); /* TCP check connected */
+		return;
+	}
+	probe_schedule(in);
+}
+
+static void probe_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+	ctl_inst *in = h->data;
+
+	(void)s;
+	b->base = in->probe_buf + in->probe_len;
+	b->len = sizeof(in->probe_buf) - 1 - in->probe_len;
+}
+
+static void probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	ctl_inst *in = s->data;
+
+	(void)b;
+	if (n > 0) {
+		in->probe_len += (size_t)n;
+		if (in->probe_len < sizeof(in->probe_buf) - 1)
+			return;
+	}
+	if (n == 0)
+		return;
+	uv_close((uv_handle_t *)s, probe_closed);
+}
+
+static void probe_written(uv_write_t *w, int status)
+{
+	free(w);
+	(void)status;
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+	ctl_inst *in = req->data;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->probe);
+
+	free(req);
+	if (status < 0 || in->state != I_STARTING) {
+		in->probe_len = 0;
+		uv_close((uv_handle_t *)&in->probe, probe_closed);
+		return;
+	}
+	if (in->fn->spec->health_type == FL_HEALTH_TCP) {
+		in->probe_len = (size_t)-1;
+		uv_close((uv_handle_t *)&in->probe, probe_closed);
+		return;
+	}
+	{
+		char *msg = malloc(512);
+		uv_write_t *w = malloc(sizeof(*w));
+		uv_buf_t b;
+		int n = snprintf(msg ? msg : "", msg ? 512 : 1,
+				 "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
+				 in->fn->spec->health_path, in->port);
+		(void)ctl;
+		if (msg == NULL || w == NULL) {
+			free(msg);
+			free(w);
+			uv_close((uv_handle_t *)&in->probe, probe_closed);
+			return;
+		}
+		/* The message is tiny: uv_try_write takes it whole on loopback. */
+		b = uv_buf_init(msg, (unsigned)n);
+		if (uv_try_write((uv_stream_t *)&in->probe, &b, 1) != n) {
+			free(w);
+			free(msg);
+			uv_close((uv_handle_t *)&in->probe, probe_closed);
+			return;
+		}
+		free(msg);
+		free(w);
+		(void)probe_written;
+		in->probe_len = 0;
+		uv_read_start((uv_stream_t *)&in->probe, probe_alloc, probe_read);
+	}
+}
+
+static void probe_now(uv_timer_t *t)
+{
+	ctl_inst *in = t->data;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
+	struct sockaddr_in a;
+	uv_connect_t *req;
+
+	if (in->state != I_STARTING || in->exited)
+		return;
+	if (fl_now_ns() - in->spawn_ns > in->fn->spec->startup_timeout_ms * 1000000ull) {
+		char why[200];
+		snprintf(why, sizeof(why), "instance i-%llu did not become ready within %llu ms",
+			 (unsigned long long)in->id,
+			 (unsigned long long)in->fn->spec->startup_timeout_ms);
+		start_failed(ctl, in, why);
+		inst_stop(ctl, in);
+		return;
+	}
+	req = malloc(sizeof(*req));
+	if (req == NULL) {
+		probe_schedule(in);
+		return;
+	}
+	uv_tcp_init(ctl->loop, &in->probe);
+	in->probe.data = in;
+	in->probe_active = 1;
+	in->probe_len = 0;
+	uv_ip4_addr("127.0.0.1", in->port, &a);
+	req->data = in;
+	if (uv_tcp_connect(req, &in->probe, (struct sockaddr *)&a, probe_connected) < 0) {
+		free(req);
+		uv_close((uv_handle_t *)&in->probe, probe_closed);
+	}
+}
+
+/* Retries the readiness check: at once a few times, then backing off to 50 ms. */
+static void probe_schedule(ctl_inst *in)
+{
+	uint64_t d = in->probe_delay_ms;
+
+	in->probe_delay_ms = d == 0 ? 1 : (d * 2 > 50 ? 50 : d * 2);
+	uv_timer_start(&in->timer, probe_now, d, 0);
+}
+
+static char *subst_port(const char *arg, int port)
+{
+	fl_buf b = FL_BUF_INIT;
+	const char *p = arg;
+
+	while (*p) {
+		if (strncmp(p, "${PORT}", 7) == 0) {
+			fl_buf_printf(&b, "%d", port);
+			p += 7;
+		} else if (strncmp(p, "$PORT", 5) == 0 &&
+			   !((p[5] >= 'A' && p[5] <= 'Z') || (p[5] >= 'a' && p[5] <= 'z') ||
+			     (p[5] >= '0' && p[5] <= '9') || p[5] == '_')) {
+			fl_buf_printf(&b, "%d", port);
+			p += 5;
+		} else {
+			fl_buf_append(&b, p, 1);
+			p++;
+		}
+	}
+	return fl_buf_steal(&b);
+}
+
+static int port_taken(fl_ctl *ctl, int port)
+{
+	fl_list *l, *k;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		for (k = fn->insts.next; k != &fn->insts; k = k->next)
+			if (fl_container_of(k, ctl_inst, link)->port == port)
+				return 1;
+	}
+	return 0;
+}
+
+static void free_strv(char **v)
+{
+	int i;
+
+	for (i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Environment: flint's base, then the spec's (which wins), then PORT. */
+static char **make_env(fl_ctl *ctl, ctl_fn *fn, int port)
+{
+	int nb = 0, i, n = 0;
+	char **env;
+
+	while (ctl->base_env[nb])
+		nb++;
+	env = fl_xcalloc((size_t)(nb + fn->spec->nenv + 3), sizeof(char *));
+	for (i = 0; i < nb; i++) {
+		const char *eq = strchr(ctl->base_env[i], '=');
+		size_t kl = (size_t)(eq - ctl->base_env[i]);
+		int j, over = 0;
+		for (j = 0; j < fn->spec->nenv; j++)
+			if (strncmp(fn->spec->env[j], ctl->base_env[i], kl + 1) == 0)
+				over = 1;
+		if (!over)
+			env[n++] = fl_xstrdup(ctl->base_env[i]);
+	}
+	for (i = 0; i < fn->spec->nenv; i++)
+		env[n++] = fl_xstrdup(fn->spec->env[i]);
+	if (port > 0) {
+		env[n] = fl_xmalloc(32);
+		snprintf(env[n++], 32, "PORT=%d", port);
+	}
+	return env;
+}
+
+static const char *fn_cwd(ctl_fn *fn)
+{
+	if (fn->codedir)
+		return fn->codedir;
+	return fn->spec->workdir;
+}
+
+static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
+{
+	ctl_inst *in = fl_xcalloc(1, sizeof(*in));
+
+	in->fn = fn;
+	in->id = ctl->next_inst_id++;
+	uv_timer_init(ctl->loop, &in->timer);
+	in->timer.data = in;
+	in->handles = 1;
+	fl_list_insert_tail(&fn->insts, &in->link);
+	return in;
+}
+
+static void inst_start(fl_ctl *ctl, ctl_fn *fn)
+{
+	ctl_inst *in;
+	char **argv, **envp;
+	int port = -1, tries, i, r;
+
+	for (tries = 0; tries < 100; tries++) {
+		port = fl_pick_port(ctl->port_lo, ctl->port_hi, &ctl->port_cursor);
+		if (port < 0 || !port_taken(ctl, port))
+			break;
+	}
+	if (port < 0) {
+		snprintf(fn->reason, sizeof(fn->reason), "no free port in %d-%d for a new instance",
+			 ctl->port_lo, ctl->port_hi);
+		ctl_event(fn, "%s", fn->reason);
+		return;
+	}
+	in = inst_new(ctl, fn);
+	in->port = port;
+	in->state = I_STARTING;
+	in->spawn_ns = fl_now_ns();
+	in->started_ms = fl_wall_ms();
+	argv = fl_xcalloc((size_t)fn->spec->argc + 1, sizeof(char *));
+	for (i = 0; i < fn->spec->argc; i++)
+		argv[i] = subst_port(fn->spec->argv[i], port);
+	envp = make_env(ctl, fn, port);
+	r = fl_spawner_spawn(ctl->sp, in->id, fn_cwd(fn), argv, envp);
+	free_strv(argv);
+	free_strv(envp);
+	if (r < 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "cannot ask the spawner for an instance: %s", strerror(-r));
+		in->exited = 1;
+		start_failed(ctl, in, why);
+		inst_maybe_free(in);
+		return;
+	}
+	/* The start deadline is checked by the probe loop (probe_now). */
+	ctl_publish_later(ctl);
+}
+
+/* ---- build steps ---- */
+
+static void build_marker(ctl_fn *fn, char *out, size_t outlen)
+{
+	char hex[65];
+
+	fl_sha256_hex(fn->spec->build, strlen(fn->spec->build), hex);
+	snprintf(out, outlen, "%s/.flint-built-%.16s", fn->codedir, hex);
+}
+
+static void build_start(fl_ctl *ctl, ctl_fn *fn)
+{
+	ctl_inst *in = inst_new(ctl, fn);
+	char *argv[] = {"/bin/sh", "-c", fn->spec->build, NULL};
+	char **envp = make_env(ctl, fn, 0);
+	int r;
+
+	in->job = 1;
+	in->state = I_STARTING;
+	in->spawn_ns = fl_now_ns();
+	fn->state = F_BUILDING;
+	fn->building = 1;
+	ctl_event(fn, "building: %s", fn->spec->build);
+	fl_logstore_note(ctl->logs, fn->name, "build: %s", fn->spec->build);
+	r = fl_spawner_spawn(ctl->sp, in->id, fn->codedir, argv, envp);
+	free_strv(envp);
+	if (r < 0) {
+		fn->state = F_FAILED;
+		fn->building = 0;
+		snprintf(fn->reason, sizeof(fn->reason), "cannot start the build: %s", strerror(-r));
+		in->exited = 1;
+		inst_maybe_free(in);
+	}
+	ctl_publish_later(ctl);
+}
+
+static void build_done(fl_ctl *ctl, ctl_inst *in, int status, const char *failmsg)
+{
+	ctl_fn *fn = in->fn;
+	char marker[4096];
+	int fd;
+
+	fn->building = 0;
+	if (failmsg == NULL && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		build_marker(fn, marker, sizeof(marker));
+		fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			close(fd);
+		fn->state = F_IDLE;
+		ctl_event(fn, "build succeeded in %.1f ms",
+			  (double)(fl_now_ns() - in->spawn_ns) / 1e6);
+		ctl_publish_later(ctl);
+		ctl_scale(ctl, fn);
+		return;
+	}
+	fn->state = F_FAILED;
+	if (failmsg)
+		snprintf(fn->reason, sizeof(fn->reason), "build could not start: %s", failmsg);
+	else if (WIFEXITED(status))
+		snprintf(fn->reason, sizeof(fn->reason),
+			 "build step failed with exit status %d (see flint logs %s)",
+			 WEXITSTATUS(status), fn->name);
+	else
+		snprintf(fn->reason, sizeof(fn->reason), "build step was killed by signal %d",
+			 WTERMSIG(status));
+	ctl_event(fn, "%s", fn->reason);
+	fl_logstore_note(ctl->logs, fn->name, "%s", fn->reason);
+	ctl_publish_later(ctl);
+}
+
+/* ---- spawner events ---- */
+
+static void describe_status(int status, char *out, size_t outlen)
+{
+	if (WIFEXITED(status))
+		snprintf(out, outlen, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(out, outlen, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(out, outlen, "status %d", status);
+}
+
+static void on_exited(fl_ctl *ctl, ctl_inst *in, int status)
+{
+	ctl_fn *fn = in->fn;
+	char st[96], why[256];
+
+	in->exited = 1;
+	uv_timer_stop(&in->timer);
+	if (in->job) {
+		build_done(ctl, in, status, NULL);
+	} else if (in->state == I_STARTING && !fn->deleted) {
+		describe_status(status, st, sizeof(st));
+		snprintf(why, sizeof(why), "instance i-%llu exited with %s before it was ready",
+			 (unsigned long long)in->id, st);
+		start_failed(ctl, in, why);
+	} else if (in->state == I_READY) {
+		describe_status(status, st, sizeof(st));
+		ctl_event(fn, "instance i-%llu exited unexpectedly with %s", (unsigned long long)in->id,
+			  st);
+		fl_logstore_note(ctl->logs, fn->name, "instance i-%llu exited unexpectedly with %s",
+				 (unsigned long long)in->id, st);
+	}
+	if (in->pub)
+		atomic_store(&in->pub->gone, 1);
+	in->state = I_STOPPING;
+	ctl_publish_later(ctl);
+	inst_maybe_free(in);
+	if (!fn->deleted && !ctl->stopping)
+		ctl_scale(ctl, fn); /* replace it if it is still wanted */
+}
+
+void ctl_spawner_events(fl_ctl *ctl)
+{
+	struct fl_spawn_event ev;
+	int r;
+
+	while ((r = fl_spawner_read(ctl->sp, &ev)) == 1) {
+		ctl_inst *in = inst_find(ctl, ev.id);
+		if (in == NULL) {
+			if (ev.type == FL_SPAWN_STARTED) {
+				close(ev.out_fd);
+				close(ev.err_fd);
+			}
+			continue;
+		}
+		switch (ev.type) {
+		case FL_SPAWN_STARTED:
+			in->pid = ev.pid;
+			open_pipe(in, &in->out, ev.out_fd);
+			open_pipe(in, &in->err, ev.err_fd);
+			if (in->state == I_STOPPING) {
+				inst_signal(ctl, in, SIGTERM);
+				uv_timer_start(&in->timer, on_stop_grace, STOP_GRACE_MS, 0);
+			} else if (!in->job) {
+				in->probe_delay_ms = 0;
+				probe_now(&in->timer);
+			}
+			break;
+		case FL_SPAWN_FAILED:
+			in->exited = 1;
+			if (in->job) {
+				build_done(ctl, in, 0, ev.msg);
+			} else {
+				char why[320];
+				snprintf(why, sizeof(why), "instance i-%llu could not start: %s",
+					 (unsigned long long)in->id, ev.msg);
+				start_failed(ctl, in, why);
+			}
+			inst_maybe_free(in);
+			break;
+		case FL_SPAWN_EXITED:
+			on_exited(ctl, in, ev.status);
+			break;
+		}
+	}
+	if (r == -EPIPE && !ctl->stopping) {
+		fl_error("serve", "the spawner process is gone; stopping");
+		uv_poll_stop(&ctl->sp_poll);
+		uv_kill(getpid(), SIGTERM);
+	}
+}
+
+/* ---- scaling ---- */
+
+static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
+{
+	struct fl_as_input in;
+	fl_list *l, *next;
+	int active = 0, ready = 0;
+	uint32_t want;
+	char why[200] = "";
+
+	/* Draining instances whose requests are done are stopped. */
+	for (l = fn->insts.next; l != &fn->insts; l = next) {
+		ctl_inst *i = fl_container_of(l, ctl_inst, link);
+		next = l->next;
+		if (i->job)
+			continue;
+		if (i->state == I_DRAINING &&
+		    (atomic_load(&i->pub->inflight) == 0 ||
+		     fl_now_ns() - i->ready_ns > fn->spec->timeout_ms * 1000000ull * 4))
+			inst_stop(ctl, i);
+		if (i->stale)
+			continue;
+		if (i->state == I_STARTING || i->state == I_READY)
+			active++;
+		if (i->state == I_READY)
+			ready++;
+	}
+	memset(&in, 0, sizeof(in));
+	in.min = fn->spec->min;
+	in.max = fn->spec->max;
+	in.target = fn->spec->target;
+	in.concurrency = fn->spec->concurrency;
+	in.idle_timeout_ms = fn->spec->idle_timeout_ms;
+	in.load = (double)(atomic_load(&fn->stats->inflight) + atomic_load(&fn->stats->queued));
+	in.requests = atomic_load(&fn->stats->requests);
+	in.ready = (uint32_t)ready;
+	in.now_ms = fl_now_ms();
+	want = fl_autoscale(&fn->as, &in, why, sizeof(why));
+	if (why[0])
+		ctl_event(fn, "%s", why);
+	fn->want = want;
+	if (want == 0) {
+		/* Nothing new will replace the old version's instances: let them go. */
+		for (l = fn->insts.next; l != &fn->insts; l = next) {
+			ctl_inst *i = fl_container_of(l, ctl_inst, link);
+			next = l->next;
+			if (i->stale && i->state == I_READY)
+				inst_drain(ctl, i, "replaced by a new version");
+		}
+	}
+	if (fn->state == F_BUILDING || fn->state == F_FAILED || fn->state == F_BACKOFF)
+		return;
+	while ((uint32_t)active < want) {
+		inst_start(ctl, fn);
+		active++;
+		if (fn->state == F_BACKOFF)
+			return;
+	}
+	/* Too many: stop starting ones first, then the least busy ready ones. */
+	while ((uint32_t)active > want) {
+		ctl_inst *victim = NULL;
+		for (l = fn->insts.prev; l != &fn->insts; l = l->prev) {
+			ctl_inst *i = fl_container_of(l, ctl_inst, link);
+			if (i->job || i->stale)
+				continue;
+			if (i->state == I_STARTING) {
+				victim = i;
+				break;
+			}
+			if (i->state == I_READY &&
+			    (victim == NULL ||
+			     atomic_load(&i->pub->inflight) < atomic_load(&victim->pub->inflight)))
+				victim = i;
+		}
+		if (victim == NULL)
+			break;
+		if (victim->state == I_STARTING)
+			inst_stop(ctl, victim);
+		else
+			inst_drain(ctl, victim, "scaling down");
+		active--;
+	}
+}
+
+void ctl_scale(fl_ctl *ctl, ctl_fn *fn)
+{
+	fl_list *l, *next;
+
+	if (fn) {
+		scale_fn(ctl, fn);
+		return;
+	}
+	for (l = ctl->fns.next; l != &ctl->fns; l = next) {
+		ctl_fn *f = fl_container_of(l, ctl_fn, link);
+		next = l->next;
+		if (!f->deleted)
+			scale_fn(ctl, f);
+	}
+}
+
+/* ---- functions ---- */
+
+static void fn_free_now(ctl_fn *fn)
+{
+	fl_fnstats_unref(fn->stats);
+	fl_spec_free(fn->spec);
+	free(fn->spec_json);
+	free(fn->codedir);
+	free(fn->name);
+	free(fn);
+}
+
+static void backoff_timer_closed(uv_handle_t *h)
+{
+	fn_free_now(h->data);
+}
+
+static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn)
+{
+	(void)ctl;
+	if (!fn->deleted || !fl_list_empty(&fn->insts))
+		return;
+	fl_list_remove(&fn->link);
+	uv_close((uv_handle_t *)&fn->backoff_timer, backoff_timer_closed);
+}
+
+int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t version,
+		 uint64_t created_ms, uint64_t updated_ms, char *err, size_t errlen)
+{
+	ctl_fn *fn = ctl_fn_find(ctl, spec->name);
+	char *codedir = NULL;
+	fl_list *l;
+
+	if (spec->code && fl_blob_unpack(ctl->data_dir, spec->code, &codedir, err, errlen) < 0) {
+		fl_spec_free(spec);
+		return -EINVAL;
+	}
+	if (fn == NULL) {
+		fn = fl_xcalloc(1, sizeof(*fn));
+		fn->name = fl_xstrdup(spec->name);
+		fn->stats = fl_fnstats_new();
+		fl_list_init(&fn->insts);
+		uv_timer_init(ctl->loop, &fn->backoff_timer);
+		fn->backoff_timer.data = fn;
+		fn->created_ms = created_ms;
+		fl_list_insert_tail(&ctl->fns, &fn->link);
+		ctl_event(fn, "created at version %llu", (unsigned long long)version);
+	} else {
+		/* A new version: running instances keep serving until it is ready. */
+		fl_spec_free(fn->spec);
+		free(fn->spec_json);
+		free(fn->codedir);
+		for (l = fn->insts.next; l != &fn->insts; l = l->next) {
+			ctl_inst *i = fl_container_of(l, ctl_inst, link);
+			i->stale = 1; /* runs the old version */
+			if (i->state == I_STARTING && !i->job)
+				inst_stop(ctl, i);
+		}
+		uv_timer_stop(&fn->backoff_timer);
+		fn->failures = 0;
+		fn->reason[0] = '\0';
+		ctl_event(fn, "updated to version %llu", (unsigned long long)version);
+	}
+	fn->spec = spec;
+	fn->spec_json = fl_xstrdup(spec_json);
+	fn->codedir = codedir;
+	fn->version = version;
+	fn->updated_ms = updated_ms;
+	fn->state = F_IDLE;
+	if (fn->codedir && spec->build) {
+		char marker[4096];
+		build_marker(fn, marker, sizeof(marker));
+		if (access(marker, F_OK) != 0)
+			build_start(ctl, fn);
+	}
+	/* With no new instance to wait for, old ones go now. */
+	if (fn->state != F_BUILDING) {
+		int ready_old = 0;
+		for (l = fn->insts.next; l != &fn->insts; l = l->next) {
+			ctl_inst *i = fl_container_of(l, ctl_inst, link);
+			ready_old += i->stale && i->state == I_READY;
+		}
+		if (ready_old)
+			fn->state = F_READY;
+	}
+	ctl_publish_later(ctl);
+	ctl_scale(ctl, fn);
+	return 0;
+}
+
+void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)
+{
+	fl_list *l, *next;
+
+	fn->deleted = 1;
+	uv_timer_stop(&fn->backoff_timer);
+	for (l = fn->insts.next; l != &fn->insts; l = next) {
+		ctl_inst *i = fl_container_of(l, ctl_inst, link);
+		next = l->next;
+		if (!i->job)
+			inst_stop(ctl, i);
+	}
+	fl_logstore_remove(ctl->logs, fn->name);
+	ctl_publish_now(ctl);
+	fn_maybe_free(ctl, fn);
+}
+
+void ctl_stop_all(fl_ctl *ctl)
+{
+	/* The spawner sends SIGTERM to every process group, waits, then SIGKILLs. */
+	fl_spawner_stop(ctl->sp, 5000);
+	ctl->sp = NULL;
+}

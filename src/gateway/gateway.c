@@ -1,0 +1,297 @@
+/* gateway.c -- gateway threads: loops, listeners, wake-ups, snapshot hand-over. */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/gw.h"
+#include "net/listen.h"
+
+static fl_gw *gws;
+static int ngw;
+static struct fl_gw_opts opts;
+
+gw_snapref *fl_gw__snap_use(fl_gw *gw)
+{
+	gw->cur->users++;
+	return gw->cur;
+}
+
+static void snapref_free(gw_snapref *r)
+{
+	fl_list_remove(&r->link);
+	fl_snapshot_unref(r->snap);
+	free(r);
+}
+
+void fl_gw__snap_done(fl_gw *gw, gw_snapref *r)
+{
+	if (--r->users == 0 && r != gw->cur)
+		snapref_free(r);
+}
+
+/* Takes the newest snapshot if it changed; old ones live on while requests use them. */
+static void refresh_snapshot(fl_gw *gw)
+{
+	fl_snapshot *s = fl_snapshot_acquire();
+	gw_snapref *r;
+
+	if (s == NULL)
+		return;
+	if (gw->cur && gw->cur->snap == s) {
+		fl_snapshot_unref(s);
+		return;
+	}
+	r = fl_xcalloc(1, sizeof(*r));
+	r->snap = s;
+	fl_list_init(&r->link);
+	if (gw->cur) {
+		gw_snapref *old = gw->cur;
+		gw->cur = r;
+		if (old->users == 0)
+			snapref_free(old);
+	} else {
+		gw->cur = r;
+	}
+	fl_list_insert_tail(&gw->old_snaps, &r->link);
+}
+
+void fl_gw__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	fl_gw *gw = h->loop->data;
+
+	(void)suggested;
+	/* One read buffer per thread: a read is fully handled before the next one,
+	 * and whatever must outlive it is copied. Idle connections hold nothing. */
+	if (gw->rbuf_busy) {
+		buf->base = malloc(GW_READ_BUF);
+		buf->len = buf->base ? GW_READ_BUF : 0;
+		return;
+	}
+	gw->rbuf_busy = 1;
+	buf->base = gw->rbuf;
+	buf->len = GW_READ_BUF;
+}
+
+struct gw_wreq {
+	uv_write_t req;
+	char data[];
+};
+
+static void write_done(uv_write_t *req, int status)
+{
+	uv_stream_t *s = req->handle;
+
+	free(req);
+	(void)status; /* errors surface on the read side, which closes the connection */
+	if (s->data && s->write_queue_size < GW_WQ_HIGH / 2) {
+		/* The owner (client or upstream) registered a drain hook in its type. */
+		void (*drain)(uv_stream_t *) = *(void (**)(uv_stream_t *))s->data;
+		if (drain)
+			drain(s);
+	}
+}
+
+int fl_gw__write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n)
+{
+	size_t total = 0, off = 0;
+	struct gw_wreq *w;
+	unsigned i;
+	uv_buf_t b;
+	int r = 0;
+
+	for (i = 0; i < n; i++)
+		total += bufs[i].len;
+	if (total == 0)
+		return 0;
+	if (s->write_queue_size == 0) {
+		r = uv_try_write(s, bufs, n);
+		if (r < 0 && r != UV_EAGAIN)
+			return r;
+		if (r > 0 && (size_t)r == total)
+			return 0;
+		if (r < 0)
+			r = 0;
+	}
+	w = malloc(sizeof(*w) + total - (size_t)r);
+	if (w == NULL)
+		return UV_ENOMEM;
+	/* Copy what uv_try_write did not take. */
+	for (i = 0; i < n; i++) {
+		size_t skip = 0, len = bufs[i].len;
+		if ((size_t)r >= len) {
+			r -= (int)len;
+			continue;
+		}
+		skip = (size_t)r;
+		r = 0;
+		memcpy(w->data + off, bufs[i].base + skip, len - skip);
+		off += len - skip;
+	}
+	b = uv_buf_init(w->data, (unsigned)off);
+	r = uv_write(&w->req, s, &b, 1, write_done);
+	if (r < 0)
+		free(w);
+	return r;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	fl_gw *gw = server->loop->data;
+
+	if (status < 0) {
+		fl_warn("gateway", "accept failed: %s", uv_strerror(status));
+		return;
+	}
+	fl_http1_accept(gw, server);
+}
+
+static void close_listener(fl_gw *gw)
+{
+	if (gw->listening) {
+		gw->listening = 0;
+		uv_close((uv_handle_t *)&gw->listener, NULL);
+	}
+}
+
+static void on_wake(uv_async_t *a)
+{
+	fl_gw *gw = a->data;
+	int p = atomic_exchange(&gw->pending, 0);
+	fl_list *l, *next;
+
+	if (p & GW_WAKE_SNAP) {
+		refresh_snapshot(gw);
+		fl_up_sweep(gw, 0);
+	}
+	if (p & (GW_WAKE_SNAP | GW_WAKE_KICK)) {
+		/* Retry held requests in arrival order; a retry may remove itself. */
+		for (l = gw->waiters.next; l != &gw->waiters; l = next) {
+			next = l->next;
+			fl_http1_retry(fl_http1_from_wait(l));
+		}
+	}
+	if (p & (GW_WAKE_DRAIN | GW_WAKE_STOP)) {
+		int force = (p & GW_WAKE_STOP) != 0;
+		gw->draining = 1;
+		close_listener(gw);
+		for (l = gw->conns.next; l != &gw->conns; l = next) {
+			next = l->next;
+			fl_http1_drain(fl_http1_from_link(l), force);
+		}
+		if (force) {
+			fl_up_sweep(gw, 1);
+			uv_close((uv_handle_t *)&gw->wake, NULL);
+		}
+	}
+}
+
+static void thread_main(void *arg)
+{
+	fl_gw *gw = arg;
+	sigset_t all;
+
+	/* Signals belong to the control thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	uv_run(&gw->loop, UV_RUN_DEFAULT);
+	/* Let close callbacks of handles closed in the last iteration run. */
+	uv_run(&gw->loop, UV_RUN_NOWAIT);
+}
+
+static void wake_all(int bits)
+{
+	int i;
+
+	for (i = 0; i < ngw; i++) {
+		atomic_fetch_or(&gws[i].pending, bits);
+		uv_async_send(&gws[i].wake);
+	}
+}
+
+void fl_gateway_notify(void)
+{
+	wake_all(GW_WAKE_SNAP);
+}
+
+void fl_gateway_kick(void)
+{
+	wake_all(GW_WAKE_KICK);
+}
+
+void fl_gateway_drain(void)
+{
+	wake_all(GW_WAKE_DRAIN);
+}
+
+long fl_gateway_active(void)
+{
+	long n = 0;
+	int i;
+
+	for (i = 0; i < ngw; i++)
+		n += atomic_load(&gws[i].active);
+	return n;
+}
+
+void fl_gateway_stop(void)
+{
+	int i;
+
+	wake_all(GW_WAKE_STOP);
+	for (i = 0; i < ngw; i++)
+		uv_thread_join(&gws[i].thread);
+}
+
+int fl_gateway_start(const struct fl_gw_opts *o, char *err, size_t errlen)
+{
+	int i, r;
+
+	opts = *o;
+	if (opts.threads < 1 || opts.threads > FL_MAX_THREADS) {
+		snprintf(err, errlen, "--threads must be between 1 and %d", FL_MAX_THREADS);
+		return -EINVAL;
+	}
+	ngw = opts.threads;
+	gws = fl_xcalloc((size_t)ngw, sizeof(*gws));
+	for (i = 0; i < ngw; i++) {
+		fl_gw *gw = &gws[i];
+		gw->idx = i;
+		gw->opts = &opts;
+		gw->listen_fd = fl_listen_tcp(opts.listen, 1, 4096, err, errlen);
+		if (gw->listen_fd < 0)
+			return gw->listen_fd;
+		fl_list_init(&gw->old_snaps);
+		fl_list_init(&gw->waiters);
+		fl_list_init(&gw->conns);
+		fl_list_init(&gw->ups);
+		gw->rbuf = fl_xmalloc(GW_READ_BUF);
+		uv_loop_init(&gw->loop);
+		gw->loop.data = gw;
+		uv_async_init(&gw->loop, &gw->wake, on_wake);
+		gw->wake.data = gw;
+		uv_tcp_init(&gw->loop, &gw->listener);
+		r = uv_tcp_open(&gw->listener, gw->listen_fd);
+		if (r == 0)
+			r = uv_listen((uv_stream_t *)&gw->listener, 4096, on_connection);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", opts.listen, uv_strerror(r));
+			return r;
+		}
+		gw->listening = 1;
+		refresh_snapshot(gw);
+	}
+	for (i = 0; i < ngw; i++) {
+		r = uv_thread_create(&gws[i].thread, thread_main, &gws[i]);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot start gateway thread: %s", uv_strerror(r));
+			return r;
+		}
+	}
+	return 0;
+}

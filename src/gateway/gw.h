@@ -1,0 +1,97 @@
+/* gw.h -- types shared by the gateway's files (gateway.c, dispatcher.c,
+ * upstream.c, proto/http1.c); not for use outside the gateway. */
+#ifndef FL_GW_H
+#define FL_GW_H
+
+#include <llhttp.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "gateway/gateway.h"
+#include "gateway/snapshot.h"
+
+#define GW_READ_BUF     (64 * 1024)
+#define GW_WQ_HIGH      (256 * 1024) /* stop reading the other side above this */
+#define GW_MAX_HEADERS  100
+
+enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8 };
+
+/* A snapshot held by one thread, with the number of requests using it. */
+typedef struct gw_snapref {
+	fl_snapshot *snap;
+	int users;
+	fl_list link;
+} gw_snapref;
+
+typedef struct fl_gw {
+	int idx;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	int listen_fd;
+	uv_tcp_t listener;
+	int listening;
+	uv_async_t wake;
+	atomic_int pending;
+	gw_snapref *cur;
+	fl_list old_snaps;
+	fl_list waiters;   /* gw_conn.wait_link, in arrival order */
+	fl_list conns;     /* every client connection */
+	fl_list ups;       /* every upstream connection */
+	int draining;
+	char *rbuf;        /* the thread's read buffer; idle connections hold none */
+	int rbuf_busy;
+	const struct fl_gw_opts *opts;
+	atomic_long active;
+} fl_gw;
+
+typedef struct gw_up gw_up;
+typedef struct gw_conn gw_conn;
+
+/* gateway.c */
+gw_snapref *fl_gw__snap_use(fl_gw *gw);
+void fl_gw__snap_done(fl_gw *gw, gw_snapref *r);
+void fl_gw__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* Writes bufs to s, first with uv_try_write, copying only what is left into one
+ * block owned by a uv_write. Returns 0 or a libuv error. */
+int fl_gw__write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n);
+
+/* dispatcher.c */
+/* Picks the least loaded ready instance with room and counts one request on
+ * it; NULL if none has room. */
+fl_inst *fl_dispatch_pick(fl_route_fn *fn);
+/* Ends one request on inst; kicks the gateways if someone may be waiting. */
+void fl_dispatch_release(fl_route_fn *fn, fl_inst *inst);
+
+/* upstream.c: HTTP/1.1 connections to instances, pooled per thread. */
+struct gw_up_ops {
+	void (*on_ready)(gw_conn *c);                       /* connected: send the head */
+	void (*on_data)(gw_conn *c, const char *p, size_t n); /* response bytes */
+	void (*on_eof)(gw_conn *c, int err);                 /* closed or failed (libuv code) */
+	void (*on_drain)(gw_conn *c);                        /* write queue went low */
+};
+/* Gets an idle connection to inst (unless fresh is set) or starts a new one;
+ * on_ready runs when it can be written (at once, from inside this call, for an
+ * idle one). NULL if no connection could be started. */
+gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops,
+		 int fresh);
+/* Was the connection taken from the pool (so a failure may be a stale socket)? */
+int fl_up_reused(const gw_up *u);
+uv_stream_t *fl_up_stream(gw_up *u);
+void fl_up_read_start(gw_up *u);
+void fl_up_read_stop(gw_up *u);
+/* Ends the owner's use: keep != 0 returns it to the pool, else closes it. */
+void fl_up_release(gw_up *u, int keep);
+/* Closes idle connections of instances that are gone (or all with all != 0). */
+void fl_up_sweep(fl_gw *gw, int all);
+
+/* proto/http1.c: client connections. */
+void fl_http1_accept(fl_gw *gw, uv_stream_t *server);
+/* Retries a held request (snapshot changed or capacity freed). */
+void fl_http1_retry(gw_conn *c);
+gw_conn *fl_http1_from_wait(fl_list *l);
+/* Closes the connection if it has no request under way (drain), or now (force). */
+void fl_http1_drain(gw_conn *c, int force);
+gw_conn *fl_http1_from_link(fl_list *l);
+
+#endif

@@ -1,0 +1,184 @@
+/* snapshot.c -- the immutable routing snapshot and the shared objects it refers to. */
+#include "gateway/snapshot.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+const double fl_hist_bounds[FL_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+						0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+void fl_hist_observe(fl_hist *h, uint64_t us)
+{
+	double s = (double)us / 1e6;
+	int i;
+
+	for (i = 0; i < FL_HIST_BUCKETS; i++)
+		if (s <= fl_hist_bounds[i])
+			break;
+	atomic_fetch_add_explicit(&h->count[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
+}
+
+fl_fnstats *fl_fnstats_new(void)
+{
+	fl_fnstats *s = fl_xcalloc(1, sizeof(*s));
+
+	atomic_init(&s->refs, 1);
+	return s;
+}
+
+void fl_fnstats_ref(fl_fnstats *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void fl_fnstats_unref(fl_fnstats *s)
+{
+	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		free(s);
+}
+
+fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency)
+{
+	fl_inst *i = fl_xcalloc(1, sizeof(*i));
+	int t;
+
+	atomic_init(&i->refs, 1);
+	i->id = id;
+	i->port = port;
+	i->concurrency = concurrency;
+	i->addr.sin_family = AF_INET;
+	i->addr.sin_port = htons((uint16_t)port);
+	i->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (t = 0; t < FL_MAX_THREADS; t++)
+		fl_list_init(&i->idle[t]);
+	return i;
+}
+
+void fl_inst_ref(fl_inst *i)
+{
+	atomic_fetch_add_explicit(&i->refs, 1, memory_order_relaxed);
+}
+
+void fl_inst_unref(fl_inst *i)
+{
+	if (i && atomic_fetch_sub_explicit(&i->refs, 1, memory_order_acq_rel) == 1)
+		free(i);
+}
+
+fl_snapshot *fl_snapshot_new(uint64_t gen)
+{
+	fl_snapshot *s = fl_xcalloc(1, sizeof(*s));
+
+	atomic_init(&s->refs, 1);
+	s->gen = gen;
+	return s;
+}
+
+fl_route_fn *fl_route_fn_new(const char *name)
+{
+	fl_route_fn *fn = fl_xcalloc(1, sizeof(*fn));
+
+	fn->name = fl_xstrdup(name);
+	return fn;
+}
+
+void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn)
+{
+	fl_route_fn **v = realloc(s->fns, sizeof(*v) * (size_t)(s->nfn + 1));
+
+	if (v == NULL)
+		abort();
+	s->fns = v;
+	s->fns[s->nfn++] = fn;
+}
+
+static int cmp_fn(const void *a, const void *b)
+{
+	return strcmp((*(fl_route_fn *const *)a)->name, (*(fl_route_fn *const *)b)->name);
+}
+
+void fl_snapshot_seal(fl_snapshot *s)
+{
+	if (s->nfn > 1)
+		qsort(s->fns, (size_t)s->nfn, sizeof(*s->fns), cmp_fn);
+}
+
+fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len)
+{
+	int lo = 0, hi = s ? s->nfn - 1 : -1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		const char *n = s->fns[mid]->name;
+		int c = strncmp(n, name, len);
+		if (c == 0 && n[len] != '\0')
+			c = 1;
+		if (c == 0)
+			return s->fns[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static void route_fn_free(fl_route_fn *fn)
+{
+	int i;
+
+	for (i = 0; i < fn->ninst; i++)
+		fl_inst_unref(fn->inst[i]);
+	free(fn->inst);
+	fl_fnstats_unref(fn->stats);
+	free(fn->reason);
+	free(fn->name);
+	free(fn);
+}
+
+void fl_snapshot_ref(fl_snapshot *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void fl_snapshot_unref(fl_snapshot *s)
+{
+	int i;
+
+	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (i = 0; i < s->nfn; i++)
+		route_fn_free(s->fns[i]);
+	free(s->fns);
+	free(s);
+}
+
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static fl_snapshot *current;
+
+void fl_snapshot_publish(fl_snapshot *s)
+{
+	fl_snapshot *old;
+
+	pthread_mutex_lock(&current_mu);
+	old = current;
+	current = s;
+	pthread_mutex_unlock(&current_mu);
+	fl_snapshot_unref(old);
+}
+
+fl_snapshot *fl_snapshot_acquire(void)
+{
+	fl_snapshot *s;
+
+	pthread_mutex_lock(&current_mu);
+	s = current;
+	if (s)
+		fl_snapshot_ref(s);
+	pthread_mutex_unlock(&current_mu);
+	return s;
+}

@@ -1,0 +1,153 @@
+/* snapshot.h -- the immutable routing snapshot the gateway threads read.
+ *
+ * The control thread is the only writer: it builds a whole new snapshot
+ * (functions, their ready instances, their limits) and publishes it with one
+ * pointer swap. Gateway threads pick it up when told (uv_async) and keep using
+ * the old one for requests already under way, so no lock is taken per request.
+ *
+ * Two kinds of objects outlive a snapshot and are shared by reference:
+ * fl_inst (one ready instance: address, in-flight counter, per-thread idle
+ * upstream connections) and fl_fnstats (per-function counters that the
+ * gateway bumps with relaxed atomics and /metrics and the autoscaler read). */
+#ifndef FL_SNAPSHOT_H
+#define FL_SNAPSHOT_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FL_MAX_THREADS 64
+
+/* Latency histogram bucket upper bounds, in seconds (Prometheus "le"). */
+#define FL_HIST_BUCKETS 14
+extern const double fl_hist_bounds[FL_HIST_BUCKETS];
+
+typedef struct fl_hist {
+	atomic_uint_fast64_t count[FL_HIST_BUCKETS + 1]; /* last one is +Inf */
+	atomic_uint_fast64_t sum_us;
+} fl_hist;
+
+/* Adds one observation of `us` microseconds. */
+void fl_hist_observe(fl_hist *h, uint64_t us);
+
+/* A list head for intrusive doubly linked lists. */
+typedef struct fl_list {
+	struct fl_list *prev, *next;
+} fl_list;
+
+static inline void fl_list_init(fl_list *l)
+{
+	l->prev = l->next = l;
+}
+static inline int fl_list_empty(const fl_list *l)
+{
+	return l->next == l;
+}
+static inline void fl_list_insert_tail(fl_list *head, fl_list *e)
+{
+	e->prev = head->prev;
+	e->next = head;
+	head->prev->next = e;
+	head->prev = e;
+}
+static inline void fl_list_remove(fl_list *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+	e->prev = e->next = e;
+}
+#define fl_container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* Per-function counters, alive as long as the function exists (and any
+ * snapshot still points at it). Gateway threads update them; readers tolerate
+ * counters that are a moment apart. */
+typedef struct fl_fnstats {
+	atomic_int refs;
+	atomic_long queued;                    /* requests held waiting for room now */
+	atomic_long inflight;                  /* requests at instances now */
+	atomic_uint_fast64_t requests;         /* finished requests */
+	atomic_uint_fast64_t status[6];        /* by class: [1]=1xx ... [5]=5xx, [0]=no response */
+	atomic_uint_fast64_t codes[600];       /* by exact status code */
+	fl_hist latency;                       /* request duration, head to response end */
+	atomic_uint_fast64_t cold_starts;      /* instances started (control) */
+	fl_hist cold;                          /* instance spawn -> ready (control) */
+	atomic_uint_fast64_t held;             /* requests that waited for room */
+} fl_fnstats;
+
+fl_fnstats *fl_fnstats_new(void);
+void fl_fnstats_ref(fl_fnstats *s);
+void fl_fnstats_unref(fl_fnstats *s);
+
+/* One upstream-capable instance. The control thread creates it when the
+ * instance is ready and sets `gone` when it must get no new requests. */
+typedef struct fl_inst {
+	atomic_int refs;
+	uint64_t id;
+	int port;
+	uint32_t concurrency;           /* hard cap (0 = none), copied from the spec */
+	struct sockaddr_in addr;        /* 127.0.0.1:port */
+	atomic_int inflight;
+	atomic_int gone;
+	atomic_int failed;              /* a gateway saw it refuse or reset: control checks */
+	fl_list idle[FL_MAX_THREADS];   /* per gateway thread: idle upstream connections;
+					   each thread touches only its own slot */
+} fl_inst;
+
+fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency);
+void fl_inst_ref(fl_inst *i);
+/* Drops a reference; the last one frees it (its idle lists must be empty). */
+void fl_inst_unref(fl_inst *i);
+
+enum fl_fn_state {
+	FL_FN_OK,      /* instances are ready or can be started */
+	FL_FN_FAILING, /* starts keep failing or its build failed: answer 503 with reason */
+};
+
+/* One function as the gateway sees it in one snapshot. */
+typedef struct fl_route_fn {
+	char *name;
+	uint64_t version;
+	fl_fnstats *stats;
+	enum fl_fn_state state;
+	char *reason;             /* FL_FN_FAILING: why, one sentence */
+	uint32_t concurrency;     /* per instance, 0 = none */
+	uint64_t timeout_ms;
+	uint64_t max_body;        /* 0 = none */
+	uint32_t queue_max;
+	uint64_t queue_timeout_ms;
+	int ninst;
+	fl_inst **inst;           /* ready instances, not gone */
+	int n_starting, n_ready, n_draining; /* for metrics */
+} fl_route_fn;
+
+typedef struct fl_snapshot {
+	atomic_int refs;
+	uint64_t gen;
+	int nfn;
+	fl_route_fn **fns; /* sorted by name */
+} fl_snapshot;
+
+/* Builder API (control thread). fl_snapshot_new returns an empty snapshot with
+ * one reference; fl_snapshot_add_fn takes ownership of fn (whose stats and
+ * inst references it then owns); fl_snapshot_seal sorts it. */
+fl_snapshot *fl_snapshot_new(uint64_t gen);
+fl_route_fn *fl_route_fn_new(const char *name);
+void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn);
+void fl_snapshot_seal(fl_snapshot *s);
+
+/* Looks a function up by name (counted string). NULL if absent. */
+fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len);
+
+void fl_snapshot_ref(fl_snapshot *s);
+void fl_snapshot_unref(fl_snapshot *s);
+
+/* Publishes s as the current snapshot (taking the caller's reference) and
+ * drops the reference to the previous one. Control thread only. */
+void fl_snapshot_publish(fl_snapshot *s);
+/* Returns the current snapshot with a new reference (never NULL once one has
+ * been published; NULL before). Takes a mutex: call it on snapshot change, not
+ * per request. */
+fl_snapshot *fl_snapshot_acquire(void);
+
+#endif

@@ -1,0 +1,966 @@
+/* spawner.c -- the small process that forks instances, reaps them and kills what they leave. */
+#include "runtime/spawner.h"
+
+#include "core/log.h"
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SP_MAX_MSG	65536 /* largest message either way, header included */
+#define SP_EOF_GRACE_MS 3000  /* grace given to instances when the daemon goes away */
+#define SP_SEND_WAIT_MS 5000  /* how long the daemon waits for room in the socket */
+#define SP_HAS_CWD	1u
+
+extern char **environ;
+
+enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITED };
+
+/* Every message starts with this header. SPAWN is followed by NUL-terminated strings
+ * (the directory if SP_HAS_CWD, then argc arguments, then envc environment entries);
+ * FAILED by one NUL-terminated sentence; STARTED carries two descriptors. */
+struct sp_hdr {
+	uint32_t type;
+	uint32_t argc;
+	uint32_t envc;
+	uint32_t flags;
+	uint64_t id;
+	int32_t pid;
+	int32_t value; /* SIGNAL: the signal; STOP: grace in ms; EXITED: wait status */
+};
+
+struct fl_spawner {
+	int fd;
+	pid_t pid;
+};
+
+/* What the instance reports through its close-on-exec pipe when it cannot exec. */
+struct sp_exec_err {
+	int32_t step;
+	int32_t err;
+};
+enum { SP_STEP_SETUP, SP_STEP_CHDIR, SP_STEP_EXEC };
+
+struct sp_child {
+	uint64_t id;
+	pid_t pid; /* also the process group id: every instance calls setsid() */
+};
+
+/* An event waiting for room in the socket; it owns its descriptors until sent. */
+struct sp_out {
+	struct sp_out *next;
+	size_t len;
+	int fds[2];
+	int nfds;
+	char data[];
+};
+
+struct sp_state {
+	int sock;
+	int sigfd;
+	pid_t parent;
+	const char *run_dir;
+	struct sp_child *kids;
+	size_t nkids, capkids;
+	struct sp_out *head, **tail;
+};
+
+/* ---- /proc and process-group records (used by both processes) ---- */
+
+/* Reads the process group and start time (field 22, clock ticks since boot) of pid.
+ * Returns 0, -ENOENT when the process does not exist, or another -errno. */
+static int sp_proc_stat(pid_t pid, pid_t *pgrp, unsigned long long *start)
+{
+	char path[64], buf[2048], *p, *tok, *save = NULL;
+	ssize_t n;
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ESRCH ? -ENOENT : -errno;
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -ENOENT;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: fields resume after the last ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL)
+		return -EINVAL;
+	p++;
+	for (i = 3, tok = strtok_r(p, " ", &save); tok; i++, tok = strtok_r(NULL, " ", &save)) {
+		if (i == 5)
+			*pgrp = (pid_t)strtol(tok, NULL, 10);
+		if (i == 22) {
+			*start = strtoull(tok, NULL, 10);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Whether the group a record describes still exists: its leader with the recorded start
+ * time, or, once the leader is gone, members started no earlier than it (workers left
+ * behind by a killed leader keep its group id). */
+static int sp_group_alive(pid_t pgid, unsigned long long start)
+{
+	unsigned long long st;
+	struct dirent *de;
+	pid_t pg;
+	DIR *d;
+	int r, found = 0;
+
+	r = sp_proc_stat(pgid, &pg, &st);
+	if (r == 0)
+		return st == start;
+	if (r != -ENOENT)
+		return 0;
+	d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0)
+			continue;
+		if (sp_proc_stat((pid_t)pid, &pg, &st) == 0 && pg == pgid && st >= start)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Kills the groups recorded in run_dir by an earlier spawner and removes every record.
+ * Returns how many groups were killed. */
+static int sp_reap_leftovers(const char *run_dir)
+{
+	struct dirent *de;
+	int count = 0;
+	DIR *d;
+
+	d = opendir(run_dir);
+	if (d == NULL) {
+		fl_warn("spawner", "cannot read %s: %s", run_dir, strerror(errno));
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long start = 0;
+		char buf[64], *end;
+		ssize_t n = -1;
+		long pid;
+		int fd;
+
+		pid = strtol(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end != '\0')
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			do
+				n = read(fd, buf, sizeof(buf) - 1);
+			while (n < 0 && errno == EINTR);
+			close(fd);
+		}
+		if (n > 0) {
+			buf[n] = '\0';
+			start = strtoull(buf, &end, 10);
+			if (end == buf)
+				n = -1;
+		}
+		/* Never signal init, everyone (-1) or the group this process belongs to. */
+		if (n > 0 && pid > 1 && pid <= INT_MAX && pid != getpgrp() &&
+		    sp_group_alive((pid_t)pid, start)) {
+			if (kill(-(pid_t)pid, SIGKILL) == 0) {
+				fl_info("spawner",
+					"killed process group %ld left by an earlier run", pid);
+				count++;
+			}
+		}
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+			fl_warn("spawner", "cannot remove %s/%s: %s", run_dir, de->d_name,
+				strerror(errno));
+	}
+	closedir(d);
+	return count;
+}
+
+static void sp_record_write(struct sp_state *st, pid_t pid)
+{
+	unsigned long long start;
+	char path[PATH_MAX], line[32];
+	pid_t pg;
+	int fd, r;
+
+	r = sp_proc_stat(pid, &pg, &start);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "%s/%d", st->run_dir, (int)pid);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			r = -errno;
+		} else {
+			int len = snprintf(line, sizeof(line), "%llu\n", start);
+			r = fl_write_all(fd, line, (size_t)len);
+			close(fd);
+		}
+	}
+	if (r < 0)
+		fl_warn("spawner", "cannot record process %d in %s (it would survive a crash): %s",
+			(int)pid, st->run_dir, strerror(-r));
+}
+
+static void sp_record_remove(struct sp_state *st, pid_t pid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%d", st->run_dir, (int)pid);
+	if (unlink(path) < 0 && errno != ENOENT)
+		fl_warn("spawner", "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* ---- the spawner process ---- */
+
+static ssize_t sp_find(const struct sp_state *st, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].id == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+static ssize_t sp_find_pid(const struct sp_state *st, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].pid == pid)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Sends queued events until the socket is full. The daemon may be slow to read, so the
+ * spawner never blocks on it: a blocked spawner could not reap or accept requests. */
+static void sp_flush(struct sp_state *st)
+{
+	while (st->head) {
+		struct sp_out *o = st->head;
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 2)];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = {o->data, o->len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
+		int i;
+
+		if (o->nfds > 0) {
+			struct cmsghdr *c;
+			memset(&cm, 0, sizeof(cm));
+			mh.msg_control = cm.b;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)o->nfds);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)o->nfds);
+			memcpy(CMSG_DATA(c), o->fds, sizeof(int) * (size_t)o->nfds);
+		}
+		n = sendmsg(st->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			return;
+		/* Any other error means the daemon is gone (EPIPE) or the event cannot be
+		 * sent at all; drop it rather than retry forever. EOF arrives on the read side. */
+		if (n < 0)
+			fl_warn("spawner", "cannot send an event to the daemon: %s",
+				strerror(errno));
+		for (i = 0; i < o->nfds; i++)
+			close(o->fds[i]);
+		st->head = o->next;
+		if (st->head == NULL)
+			st->tail = &st->head;
+		free(o);
+	}
+}
+
+/* Queues an event; takes ownership of out_fd and err_fd (-1 for none). */
+static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
+		     const char *text, int out_fd, int err_fd)
+{
+	size_t tlen = text ? strlen(text) + 1 : 0;
+	struct sp_out *o = fl_xmalloc(sizeof(*o) + sizeof(struct sp_hdr) + tlen);
+	struct sp_hdr h = {.type = type, .id = id, .pid = pid, .value = value};
+
+	o->next = NULL;
+	o->len = sizeof(h) + tlen;
+	memcpy(o->data, &h, sizeof(h));
+	if (tlen)
+		memcpy(o->data + sizeof(h), text, tlen);
+	o->nfds = 0;
+	if (out_fd >= 0)
+		o->fds[o->nfds++] = out_fd;
+	if (err_fd >= 0)
+		o->fds[o->nfds++] = err_fd;
+	*st->tail = o;
+	st->tail = &o->next;
+	sp_flush(st);
+}
+
+/* Reaps every leader that has exited. The leader is still a zombie when waitid(WNOWAIT)
+ * reports it, which keeps its pid (the group id) from being reused, so the rest of its
+ * group can be killed safely before it is reaped. */
+static void sp_reap(struct sp_state *st, int notify)
+{
+	for (;;) {
+		siginfo_t si;
+		ssize_t k;
+		pid_t pid;
+		int status = 0;
+
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* ECHILD: no children at all */
+		}
+		pid = si.si_pid;
+		if (pid == 0)
+			return;
+		k = sp_find_pid(st, pid);
+		if (k >= 0)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (k < 0) {
+			fl_warn("spawner", "reaped unknown process %d", (int)pid);
+			continue;
+		}
+		sp_record_remove(st, pid);
+		if (notify)
+			sp_queue(st, SP_EXITED, st->kids[k].id, pid, status, NULL, -1, -1);
+		st->kids[k] = st->kids[--st->nkids];
+	}
+}
+
+/* Reads what the signalfd holds; returns 1 if SIGTERM was among it. */
+static int sp_drain_signals(struct sp_state *st)
+{
+	struct signalfd_siginfo si;
+	int term = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(st->sigfd, &si, sizeof(si));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(si))
+			return term;
+		if (si.ssi_signo == SIGTERM)
+			term = 1;
+	}
+}
+
+/* Ends the spawner: SIGTERM to every group, up to grace_ms for the leaders to exit,
+ * SIGKILL to the rest, reap, exit. */
+__attribute__((noreturn)) static void sp_shutdown(struct sp_state *st, unsigned grace_ms)
+{
+	uint64_t deadline = fl_now_ms() + grace_ms;
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		kill(-st->kids[i].pid, SIGTERM);
+	sp_reap(st, 0);
+	while (st->nkids > 0) {
+		struct pollfd p = {st->sigfd, POLLIN, 0};
+		uint64_t now = fl_now_ms();
+		if (now >= deadline)
+			break;
+		if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+			break;
+		sp_drain_signals(st);
+		sp_reap(st, 0);
+	}
+	for (i = 0; i < st->nkids; i++) {
+		pid_t pid = st->kids[i].pid;
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		sp_record_remove(st, pid);
+	}
+	_exit(0);
+}
+
+__attribute__((noreturn)) static void sp_child_fail(int fd, int step, int err)
+{
+	struct sp_exec_err e = {step, err};
+
+	while (write(fd, &e, sizeof(e)) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+/* Runs in the new instance between fork and exec. Every descriptor the spawner owns is
+ * close-on-exec, so only 0, 1 and 2 survive the exec. */
+__attribute__((noreturn)) static void sp_exec_child(pid_t spawner, const char *cwd, char **argv,
+						    char **envp, int out_w, int err_w, int ep)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int i, nul;
+
+	if (setsid() < 0)
+		sp_child_fail(ep, SP_STEP_SETUP, errno);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		sp_child_fail(ep, SP_STEP_SETUP, errno);
+	/* The spawner may have died before PDEATHSIG was armed. */
+	if (getppid() != spawner)
+		_exit(127);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (i = 1; i < NSIG; i++)
+		if (i != SIGKILL && i != SIGSTOP)
+			sigaction(i, &sa, NULL); /* fails harmlessly for the libc-reserved ones */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	nul = open("/dev/null", O_RDONLY);
+	if (nul < 0)
+		sp_child_fail(ep, SP_STEP_SETUP, errno);
+	if (dup2(nul, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+		sp_child_fail(ep, SP_STEP_SETUP, errno);
+	if (nul > 2)
+		close(nul);
+	if (cwd && chdir(cwd) < 0)
+		sp_child_fail(ep, SP_STEP_CHDIR, errno);
+	/* execvpe searches the PATH of environ, not of envp: make them the same so the
+	 * instance's own PATH decides (glibc falls back to /bin:/usr/bin without one). */
+	environ = envp;
+	execvpe(argv[0], argv, envp);
+	sp_child_fail(ep, SP_STEP_EXEC, errno);
+}
+
+static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **argv, char **envp)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
+	struct sp_exec_err e;
+	char msg[256];
+	size_t got = 0;
+	pid_t pid, self = getpid();
+
+	if (sp_find(st, id) >= 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: instance id %llu is already running",
+			 argv[0], (unsigned long long)id);
+		goto fail;
+	}
+	if (st->nkids == st->capkids) {
+		size_t cap = st->capkids ? st->capkids * 2 : 16;
+		struct sp_child *k = realloc(st->kids, cap * sizeof(*k));
+		if (k == NULL) {
+			snprintf(msg, sizeof(msg), "start %.200s: out of memory", argv[0]);
+			goto fail;
+		}
+		st->kids = k;
+		st->capkids = cap;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: cannot create pipes: %s", argv[0],
+			 strerror(errno));
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: fork: %s", argv[0], strerror(errno));
+		goto fail;
+	}
+	if (pid == 0)
+		sp_exec_child(self, cwd, argv, envp, out[1], err[1], ep[1]);
+	close(out[1]);
+	close(err[1]);
+	close(ep[1]);
+	out[1] = err[1] = ep[1] = -1;
+	sp_record_write(st, pid);
+
+	/* The exec outcome is known before anything is reported: the close-on-exec pipe
+	 * reaches EOF on success and carries the error otherwise. */
+	while (got < sizeof(e)) {
+		ssize_t n = read(ep[0], (char *)&e + got, sizeof(e) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == 0) {
+		fcntl(out[0], F_SETFL, O_NONBLOCK);
+		fcntl(err[0], F_SETFL, O_NONBLOCK);
+		st->kids[st->nkids++] = (struct sp_child){id, pid};
+		sp_queue(st, SP_STARTED, id, pid, 0, NULL, out[0], err[0]);
+		out[0] = err[0] = -1;
+		close(ep[0]);
+		return;
+	}
+	kill(-pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	sp_record_remove(st, pid);
+	if (got < sizeof(e))
+		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", argv[0]);
+	else if (e.step == SP_STEP_CHDIR)
+		snprintf(msg, sizeof(msg), "chdir %.200s: %s", cwd, strerror(e.err));
+	else if (e.step == SP_STEP_EXEC)
+		snprintf(msg, sizeof(msg), "exec %.200s: %s", argv[0], strerror(e.err));
+	else
+		snprintf(msg, sizeof(msg), "start %.200s: %s", argv[0], strerror(e.err));
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
+}
+
+/* Checks and unpacks a SPAWN request; malformed ones are logged and dropped. */
+static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p, size_t len)
+{
+	size_t want, nstr = 0, i, j;
+	char **argv = NULL, **envp = NULL;
+	const char *cwd = NULL;
+	char *s = p;
+
+	for (i = 0; i < len; i++)
+		if (p[i] == '\0')
+			nstr++;
+	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0);
+	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
+		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
+			(unsigned long long)h->id);
+		return;
+	}
+	argv = calloc((size_t)h->argc + 1, sizeof(char *));
+	envp = calloc((size_t)h->envc + 1, sizeof(char *));
+	if (argv == NULL || envp == NULL) {
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: out of memory", -1, -1);
+		goto out;
+	}
+	if (h->flags & SP_HAS_CWD) {
+		cwd = s;
+		s += strlen(s) + 1;
+	}
+	for (j = 0; j < h->argc; j++, s += strlen(s) + 1)
+		argv[j] = s;
+	for (j = 0; j < h->envc; j++, s += strlen(s) + 1)
+		envp[j] = s;
+	if (argv[0][0] == '\0')
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: the command is empty", -1, -1);
+	else
+		sp_spawn(st, h->id, cwd, argv, envp);
+out:
+	free(argv);
+	free(envp);
+}
+
+static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
+{
+	struct sp_hdr h;
+	ssize_t k;
+
+	if (n < sizeof(h)) {
+		fl_warn("spawner", "ignoring a %zu-byte message, shorter than a header", n);
+		return;
+	}
+	memcpy(&h, buf, sizeof(h));
+	switch (h.type) {
+	case SP_SPAWN:
+		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h));
+		break;
+	case SP_SIGNAL:
+		k = sp_find(st, h.id);
+		if (h.value < 0 || h.value >= NSIG)
+			fl_warn("spawner", "ignoring signal %d for id %llu: not a signal", h.value,
+				(unsigned long long)h.id);
+		else if (k >= 0 && kill(-st->kids[k].pid, h.value) < 0)
+			fl_warn("spawner", "cannot signal process group %d: %s",
+				(int)st->kids[k].pid, strerror(errno));
+		break;
+	case SP_STOP:
+		sp_shutdown(st, h.value < 0 ? 0 : (unsigned)h.value);
+	default:
+		fl_warn("spawner", "ignoring a message of unknown type %u", h.type);
+	}
+}
+
+static void sp_handle_requests(struct sp_state *st)
+{
+	static char buf[SP_MAX_MSG];
+
+	for (;;) {
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n = recvmsg(st->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* ECONNRESET: the daemon closed with events unread, an EOF too. */
+			if (errno != ECONNRESET)
+				fl_error("spawner", "reading requests: %s", strerror(errno));
+			sp_shutdown(st, SP_EOF_GRACE_MS);
+		}
+		if (n == 0) {
+			/* EOF, unless it was an empty datagram and the daemon is still there. */
+			struct pollfd p = {st->sock, POLLRDHUP, 0};
+			if (poll(&p, 1, 0) != 0)
+				sp_shutdown(st, SP_EOF_GRACE_MS);
+			fl_warn("spawner", "ignoring an empty message");
+			continue;
+		}
+		if (mh.msg_flags & MSG_TRUNC) {
+			fl_warn("spawner", "ignoring a message longer than %d bytes", SP_MAX_MSG);
+			continue;
+		}
+		sp_dispatch(st, buf, (size_t)n);
+	}
+}
+
+/* Leaves the spawner with 0, 1, 2 (the daemon's, or /dev/null) and the socket at fd 3:
+ * nothing else the daemon had open may leak into instances or be held open by us. */
+static int sp_tidy_fds(int sock)
+{
+	int fd;
+
+	if (sock != 3) {
+		if (dup3(sock, 3, O_CLOEXEC) < 0)
+			return -1;
+		close(sock);
+		sock = 3;
+	}
+	for (fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return -1;
+	if (close_range(4, ~0U, 0) < 0) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *de;
+		if (d == NULL)
+			return -1;
+		while ((de = readdir(d)) != NULL) {
+			fd = atoi(de->d_name);
+			if (fd > 3 && fd != dirfd(d))
+				close(fd);
+		}
+		closedir(d);
+	}
+	return sock;
+}
+
+__attribute__((noreturn)) static void sp_main(int sock, pid_t parent, const char *run_dir)
+{
+	struct sp_state st = {.sock = -1, .sigfd = -1, .parent = parent, .run_dir = run_dir};
+	sigset_t set;
+
+	st.tail = &st.head;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* SIGCHLD ignored would make the kernel reap instances behind our back. The
+	 * terminal's ^C goes to the whole foreground group: the daemon decides when we end. */
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+		_exit(0);
+	prctl(PR_SET_NAME, "flint-spawner");
+	st.sock = sp_tidy_fds(sock);
+	if (st.sock < 0) {
+		fl_error("spawner", "cannot set up descriptors: %s", strerror(errno));
+		_exit(1);
+	}
+	st.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (st.sigfd < 0) {
+		fl_error("spawner", "signalfd: %s", strerror(errno));
+		_exit(1);
+	}
+	for (;;) {
+		struct pollfd p[2] = {
+		    {st.sock, (short)(POLLIN | (st.head ? POLLOUT : 0)), 0},
+		    {st.sigfd, POLLIN, 0},
+		};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fl_error("spawner", "poll: %s", strerror(errno));
+			sp_shutdown(&st, SP_EOF_GRACE_MS);
+		}
+		if (p[1].revents & POLLIN) {
+			if (sp_drain_signals(&st))
+				sp_shutdown(&st, SP_EOF_GRACE_MS);
+			sp_reap(&st, 1);
+		}
+		if (p[0].revents & POLLOUT)
+			sp_flush(&st);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			sp_handle_requests(&st);
+	}
+}
+
+/* ---- the daemon side ---- */
+
+int fl_spawner_start(const char *run_dir, fl_spawner **out, int *reaped)
+{
+	int sv[2] = {-1, -1}, bufsize = 4 * SP_MAX_MSG, n, r;
+	pid_t parent = getpid(), pid;
+	fl_spawner *sp;
+
+	*out = NULL;
+	if (reaped)
+		*reaped = 0;
+	if (run_dir == NULL || run_dir[0] == '\0')
+		return -EINVAL;
+	r = fl_mkdirs(run_dir, 0700);
+	if (r < 0) {
+		fl_error("spawner", "cannot create the run directory %s: %s", run_dir,
+			 strerror(-r));
+		return r;
+	}
+	n = sp_reap_leftovers(run_dir);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		goto fail;
+	/* Room for a few maximal requests whatever the system default is; best effort. */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize));
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize));
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
+		goto fail;
+	pid = fork();
+	if (pid < 0)
+		goto fail;
+	if (pid == 0) {
+		close(sv[0]);
+		sp_main(sv[1], parent, run_dir);
+	}
+	close(sv[1]);
+	sp = fl_xmalloc(sizeof(*sp));
+	sp->fd = sv[0];
+	sp->pid = pid;
+	*out = sp;
+	if (reaped)
+		*reaped = n;
+	return 0;
+fail:
+	r = -errno;
+	fl_error("spawner", "cannot start the spawner: %s", strerror(errno));
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return r;
+}
+
+int fl_spawner_fd(const fl_spawner *sp)
+{
+	return sp->fd;
+}
+
+/* Sends one request, waiting a bounded time for room: the spawner drains its socket
+ * promptly, so a full socket for seconds means it is stuck. */
+static int sp_send(fl_spawner *sp, const void *buf, size_t len)
+{
+	uint64_t deadline = fl_now_ms() + SP_SEND_WAIT_MS;
+
+	for (;;) {
+		ssize_t n = send(sp->fd, buf, len, MSG_NOSIGNAL);
+		struct pollfd p = {sp->fd, POLLOUT, 0};
+		uint64_t now;
+
+		if (n >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EPIPE || errno == ECONNRESET)
+			return -EPIPE;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		now = fl_now_ms();
+		if (now >= deadline)
+			return -EAGAIN;
+		if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const argv[],
+		     char *const envp[])
+{
+	struct sp_hdr h = {.type = SP_SPAWN, .id = id};
+	size_t len = sizeof(h), off;
+	char *buf;
+	int r, i;
+
+	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+		return -EINVAL;
+	if (cwd) {
+		h.flags |= SP_HAS_CWD;
+		len += strlen(cwd) + 1;
+	}
+	for (i = 0; argv[i] && len <= SP_MAX_MSG; i++, h.argc++)
+		len += strlen(argv[i]) + 1;
+	for (i = 0; envp && envp[i] && len <= SP_MAX_MSG; i++, h.envc++)
+		len += strlen(envp[i]) + 1;
+	if (len > SP_MAX_MSG)
+		return -EMSGSIZE;
+	buf = fl_xmalloc(len);
+	memcpy(buf, &h, sizeof(h));
+	off = sizeof(h);
+#define SP_PUT(s)                                                                                  \
+	do {                                                                                       \
+		size_t l_ = strlen(s) + 1;                                                         \
+		memcpy(buf + off, (s), l_);                                                        \
+		off += l_;                                                                         \
+	} while (0)
+	if (cwd)
+		SP_PUT(cwd);
+	for (i = 0; i < (int)h.argc; i++)
+		SP_PUT(argv[i]);
+	for (i = 0; i < (int)h.envc; i++)
+		SP_PUT(envp[i]);
+#undef SP_PUT
+	r = sp_send(sp, buf, len);
+	free(buf);
+	return r;
+}
+
+int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig)
+{
+	struct sp_hdr h = {.type = SP_SIGNAL, .id = id, .value = sig};
+
+	if (sig < 0 || sig >= NSIG)
+		return -EINVAL;
+	return sp_send(sp, &h, sizeof(h));
+}
+
+/* Fills ev from one event message; returns 0, or -EINVAL when it is malformed. */
+static int sp_parse_event(const char *buf, size_t n, const int *fds, int nfds,
+			  struct fl_spawn_event *ev)
+{
+	struct sp_hdr h;
+
+	if (n < sizeof(h))
+		return -EINVAL;
+	memcpy(&h, buf, sizeof(h));
+	memset(ev, 0, sizeof(*ev));
+	ev->id = h.id;
+	ev->pid = h.pid;
+	ev->out_fd = ev->err_fd = -1;
+	switch (h.type) {
+	case SP_STARTED:
+		if (nfds != 2)
+			return -EINVAL;
+		ev->type = FL_SPAWN_STARTED;
+		ev->out_fd = fds[0];
+		ev->err_fd = fds[1];
+		return 0;
+	case SP_FAILED:
+		if (nfds != 0 || n == sizeof(h) || buf[n - 1] != '\0')
+			return -EINVAL;
+		ev->type = FL_SPAWN_FAILED;
+		n = strnlen(buf + sizeof(h), sizeof(ev->msg) - 1);
+		memcpy(ev->msg, buf + sizeof(h), n);
+		ev->msg[n] = '\0';
+		return 0;
+	case SP_EXITED:
+		if (nfds != 0)
+			return -EINVAL;
+		ev->type = FL_SPAWN_EXITED;
+		ev->status = h.value;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int fl_spawner_read(fl_spawner *sp, struct fl_spawn_event *ev)
+{
+	char buf[sizeof(struct sp_hdr) + 512];
+
+	for (;;) {
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cm.b,
+				    .msg_controllen = sizeof(cm.b)};
+		struct cmsghdr *c;
+		int fds[4], nfds = 0, i;
+		ssize_t n;
+
+		n = recvmsg(sp->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return FL_AGAIN;
+			if (errno == ECONNRESET)
+				return -EPIPE;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPIPE;
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			size_t k;
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 4; k++)
+				memcpy(&fds[nfds++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+		}
+		if (!(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+		    sp_parse_event(buf, (size_t)n, fds, nfds, ev) == 0)
+			return 1;
+		fl_warn("spawner", "ignoring a malformed event from the spawner");
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
+void fl_spawner_stop(fl_spawner *sp, unsigned grace_ms)
+{
+	struct sp_hdr h = {.type = SP_STOP,
+			   .value = grace_ms > INT32_MAX ? INT32_MAX : (int)grace_ms};
+
+	if (sp == NULL)
+		return;
+	/* If the request cannot be sent, EOF on the socket stops the spawner instead. */
+	if (sp_send(sp, &h, sizeof(h)) < 0) {
+		close(sp->fd);
+		sp->fd = -1;
+	}
+	while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (sp->fd >= 0)
+		close(sp->fd);
+	free(sp);
+}
