@@ -822,6 +822,13 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		    (atomic_load(&i->pub->inflight) == 0 ||
 		     fl_now_ns() - i->ready_ns > fn->spec->timeout_ms * 1000000ull * 4))
 			inst_stop(ctl, i);
+		if (i->state == I_READY && i->pub && atomic_load(&i->pub->failed)) {
+			/* The gateway saw it refuse connections: replace it. */
+			ctl_event(fn, "instance i-%llu refused connections; replacing it",
+				  (unsigned long long)i->id);
+			inst_stop(ctl, i);
+			continue;
+		}
 		if (i->stale)
 			continue;
 		if (i->state == I_STARTING || i->state == I_READY)

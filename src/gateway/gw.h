@@ -70,11 +70,12 @@ struct gw_up_ops {
 	void (*on_eof)(gw_conn *c, int err);                 /* closed or failed (libuv code) */
 	void (*on_drain)(gw_conn *c);                        /* write queue went low */
 };
-/* Gets an idle connection to inst (unless fresh is set) or starts a new one;
- * on_ready runs when it can be written (at once, from inside this call, for an
- * idle one). NULL if no connection could be started. */
+/* Gets an idle connection to inst (unless fresh is set) or starts a new one.
+ * An idle one can be written at once (fl_up_ready); for a new one on_ready runs
+ * once it is connected. NULL if no connection could be started. */
 gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops,
 		 int fresh);
+int fl_up_ready(const gw_up *u);
 /* Was the connection taken from the pool (so a failure may be a stale socket)? */
 int fl_up_reused(const gw_up *u);
 uv_stream_t *fl_up_stream(gw_up *u);

@@ -9,14 +9,15 @@ static int name_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-static int valid_name(const char *s, size_t n)
+/* Host names are case-insensitive, paths are not: fold says which. */
+static int valid_name(const char *s, size_t n, int fold)
 {
 	size_t i;
 
 	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!name_char(s[i]))
+		if (!name_char(fold && s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]))
 			return 0;
 	return 1;
 }
@@ -70,7 +71,7 @@ enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char 
 		size_t i = 0;
 		while (fplen + i < url_len && name[i] != '/' && name[i] != '?')
 			i++;
-		if (!valid_name(name, i))
+		if (!valid_name(name, i, 0))
 			return out->kind = FL_ROUTE_BADNAME;
 		out->kind = FL_ROUTE_FUNCTION;
 		out->name = name;
@@ -89,7 +90,7 @@ enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char 
 		if (hl > dl + 1 && host[hl - dl - 1] == '.' &&
 		    strncasecmp(host + hl - dl, domain, dl) == 0) {
 			size_t nl = hl - dl - 1;
-			if (valid_name(host, nl)) {
+			if (valid_name(host, nl, 1)) {
 				out->kind = FL_ROUTE_FUNCTION;
 				out->name = host;
 				out->name_len = nl;

@@ -109,7 +109,6 @@ gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_op
 		u->owner = owner;
 		u->ops = ops;
 		u->reused = 1;
-		ops->on_ready(owner);
 		return u;
 	}
 	u = calloc(1, sizeof(*u));
@@ -135,6 +134,11 @@ gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_op
 		return NULL;
 	}
 	return u;
+}
+
+int fl_up_ready(const gw_up *u)
+{
+	return u->state == UP_BUSY;
 }
 
 int fl_up_reused(const gw_up *u)

@@ -58,10 +58,11 @@ typedef struct exch {
 	gw_up *up;
 	uint64_t t_start, t_held, cold_ns;
 	uint64_t body_bytes, body_sent;
-	int held, cold, queued, retried, expect, has_body, is_head, keepalive, http10;
+	int held, cold, queued, retried, redispatched, expect, has_body, is_head, keepalive, http10;
 	int req_done, early_done, head_sent, rpaused, rbody, rhead_sent, client_gone, up_nokeep;
 	int resp_done, status;
 	enum body_mode mode;
+	const char *bad; /* why the request head was refused, when llhttp would not say */
 } exch;
 
 struct gw_conn {
@@ -77,7 +78,7 @@ struct gw_conn {
 	exch *x;
 	char *pend; /* client bytes not yet parsed (the parser paused before them) */
 	size_t pend_len, pend_off;
-	int closing, handles, paused, reading, head_ready, in_drive, again, waiting;
+	int closing, handles, paused, reading, head_ready, in_drive, again, waiting, linger;
 	char peer[48];
 };
 
@@ -187,13 +188,34 @@ static const char *reason_phrase(int status)
 	}
 }
 
+static void linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	gw_conn *c = s->data;
+	fl_gw *gw = c->gw;
+
+	if (n < 0)
+		conn_close(c);
+	if (buf->base == gw->rbuf)
+		gw->rbuf_busy = 0;
+	else
+		free(buf->base);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
 	gw_conn *c = req->data;
 
-	(void)status;
 	free(req);
-	conn_close(c);
+	if (status < 0 || c->closing || !c->linger) {
+		conn_close(c);
+		return;
+	}
+	/* Lingering close: the client may still be sending a body we refused.
+	 * Closing with unread data would reset the connection and could destroy
+	 * our answer in flight, so read and drop for a moment first. */
+	c->reading = 1;
+	uv_read_start((uv_stream_t *)&c->tcp, fl_gw__alloc, linger_read);
+	timer_start(&c->timer, 2000);
 }
 
 /* Closes after what was written has been sent. */
@@ -203,6 +225,7 @@ static void close_after_write(gw_conn *c)
 
 	if (c->closing)
 		return;
+	c->linger = c->x && !c->x->req_done;
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = 0;
@@ -216,6 +239,7 @@ static void close_after_write(gw_conn *c)
 	req->data = c;
 	c->state = C_LOCAL;
 	uv_timer_stop(&c->timer);
+	timer_start(&c->timer, 10000); /* a client that never reads cannot hold us */
 }
 
 static void account(exch *x, int status)
@@ -357,10 +381,25 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len)
 	return too_big(c) ? -1 : 0;
 }
 
+/* RFC 9110 tchar: what a header name may hold. llhttp lets a space through,
+ * and "Ho st" must not reach an instance that might read it differently. */
+static int tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
 	gw_conn *c = p->data;
 	exch *x = c->x;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!tchar((unsigned char)at[i])) {
+			x->bad = "invalid character in a header name";
+			return -1;
+		}
 
 	if (x->hval || x->nh == 0) {
 		if (x->nh == GW_MAX_HEADERS) {
@@ -457,7 +496,8 @@ static size_t parse_req(gw_conn *c, const char *p, size_t n)
 	}
 	c->x->req_done = 1;
 	c->x->keepalive = 0;
-	respond_error(c, 400, 1, "malformed HTTP request: %s", llhttp_get_error_reason(&c->req));
+	respond_error(c, 400, 1, "malformed HTTP request: %s",
+		      c->x->bad ? c->x->bad : llhttp_get_error_reason(&c->req));
 	return n;
 }
 
@@ -747,11 +787,30 @@ static void up_on_eof(gw_conn *c, int err)
 		finish(c);
 		return;
 	}
-	if (!x->rhead_sent && !x->retried && x->body_sent == 0 && x->up && fl_up_reused(x->up) &&
-	    !x->rbody) {
-		/* A pooled connection the instance had closed: try a fresh one once. */
-		retry_fresh(c);
-		return;
+	if (!x->rhead_sent && x->body_sent == 0 && !x->rbody) {
+		if (x->up && fl_up_reused(x->up) && !x->retried) {
+			/* A pooled connection the instance had closed: try a fresh one. */
+			retry_fresh(c);
+			return;
+		}
+		if ((err == UV_ECONNREFUSED || err == UV_ECONNRESET || !x->head_sent) &&
+		    x->redispatched < 3) {
+			/* The instance is gone (it died before control heard of it): nothing
+			 * reached it, so the request can go to another one, or wait. */
+			fl_up_release(x->up, 0);
+			x->up = NULL;
+			atomic_store(&x->inst->failed, 1);
+			atomic_store(&x->inst->gone, 1);
+			fl_dispatch_release(x->fn, x->inst);
+			x->inst = NULL;
+			x->redispatched++;
+			x->head_sent = 0;
+			x->retried = 0;
+			c->state = C_WAIT;
+			c->gw->opts->need(c->gw->opts->ctx, x->fn->name, strlen(x->fn->name));
+			dispatch(c);
+			return;
+		}
 	}
 	snprintf(msg, sizeof(msg), "instance i-%llu of %s %s before it answered (%s)",
 		 (unsigned long long)x->inst->id, x->fn->name,
@@ -843,6 +902,8 @@ static void attach(gw_conn *c, fl_inst *inst)
 	x->up = fl_up_get(c->gw, inst, c, &up_ops, 0);
 	if (x->up == NULL)
 		fail_upstream(c, 502, "cannot connect to the instance");
+	else if (fl_up_ready(x->up))
+		up_on_ready(c);
 }
 
 static void unhold(gw_conn *c)
@@ -999,6 +1060,14 @@ static void start_request(gw_conn *c)
 		return;
 	case FL_ROUTE_FUNCTION:
 		break;
+	}
+	{
+		/* Host names are case-insensitive; the name lies in our own buffer. */
+		char *nm = (char *)x->route.name;
+		size_t i;
+		for (i = 0; i < x->route.name_len; i++)
+			if (nm[i] >= 'A' && nm[i] <= 'Z')
+				nm[i] = (char)(nm[i] - 'A' + 'a');
 	}
 	x->sref = fl_gw__snap_use(c->gw);
 	atomic_fetch_add(&c->gw->active, 1);
