@@ -21,7 +21,8 @@ static json_t *inst_json(ctl_inst *in)
 	json_object_set_new(j, "pid", json_integer(in->pid));
 	json_object_set_new(j, "port", json_integer(in->port));
 	json_object_set_new(j, "state", json_string(ctl_inst_state_name(in->state)));
-	json_object_set_new(j, "inflight", json_integer(in->pub ? atomic_load(&in->pub->inflight) : 0));
+	json_object_set_new(j, "inflight",
+			    json_integer(in->pub ? atomic_load(&in->pub->inflight) : 0));
 	json_object_set_new(j, "started_ms", json_integer((json_int_t)in->started_ms));
 	if (in->ready_ms) {
 		json_object_set_new(j, "ready_ms", json_integer((json_int_t)in->ready_ms));
@@ -69,7 +70,8 @@ static json_t *fn_summary(ctl_fn *fn)
 	json_object_set_new(j, "max", json_integer(fn->spec->max));
 	json_object_set_new(j, "concurrency", json_integer(fn->spec->concurrency));
 	json_object_set_new(j, "instances", counts);
-	json_object_set_new(j, "requests", json_integer((json_int_t)atomic_load(&fn->stats->requests)));
+	json_object_set_new(j, "requests",
+			    json_integer((json_int_t)atomic_load(&fn->stats->requests)));
 	json_object_set_new(j, "queued", json_integer(atomic_load(&fn->stats->queued)));
 	return j;
 }
@@ -129,10 +131,11 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 	int created, r;
 
 	if (!fl_valid_name(name)) {
-		fl_httpd_respond_error(resp, 400,
-				       "name: '%s' is not a valid function name (1-63 characters of "
-				       "a-z, 0-9 and '-', not starting or ending with '-')",
-				       name);
+		fl_httpd_respond_error(
+		    resp, 400,
+		    "name: '%s' is not a valid function name (1-63 characters of "
+		    "a-z, 0-9 and '-', not starting or ending with '-')",
+		    name);
 		return;
 	}
 	j = json_loadb(req->body, req->body_len, 0, &jerr);
@@ -144,9 +147,9 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 	}
 	nm = json_object_get(j, "name");
 	if (nm && (!json_is_string(nm) || strcmp(json_string_value(nm), name) != 0)) {
-		fl_httpd_respond_error(resp, 400, "name: the spec says '%s' but the path says '%s'",
-				       json_is_string(nm) ? json_string_value(nm) : "(not a string)",
-				       name);
+		fl_httpd_respond_error(
+		    resp, 400, "name: the spec says '%s' but the path says '%s'",
+		    json_is_string(nm) ? json_string_value(nm) : "(not a string)", name);
 		json_decref(j);
 		return;
 	}
@@ -159,8 +162,8 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 		return;
 	}
 	if (spec->code && fl_blob_exists(ctl->data_dir, spec->code) != 1) {
-		fl_httpd_respond_error(resp, 400, "code: %s has not been uploaded (POST /v1/blobs first)",
-				       spec->code);
+		fl_httpd_respond_error(
+		    resp, 400, "code: %s has not been uploaded (POST /v1/blobs first)", spec->code);
 		fl_spec_free(spec);
 		return;
 	}
@@ -201,7 +204,8 @@ static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_
 	json_int_t mn, mx;
 
 	if (j == NULL || !json_is_object(j)) {
-		fl_httpd_respond_error(resp, 400, "the body must be a JSON object like {\"min\": 1, \"max\": 5}");
+		fl_httpd_respond_error(
+		    resp, 400, "the body must be a JSON object like {\"min\": 1, \"max\": 5}");
 		json_decref(j);
 		return;
 	}
@@ -225,8 +229,8 @@ static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_
 	}
 	json_decref(j);
 	if (mn > mx) {
-		fl_httpd_respond_error(resp, 400, "min (%lld) must not be above max (%lld)", (long long)mn,
-				       (long long)mx);
+		fl_httpd_respond_error(resp, 400, "min (%lld) must not be above max (%lld)",
+				       (long long)mn, (long long)mx);
 		return;
 	}
 	spec = json_loads(fn->spec_json, 0, &jerr);
@@ -247,7 +251,8 @@ static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_
 	text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(spec);
 	if (fl_registry_update_current(ctl->reg, fn->name, text) < 0) {
-		fl_httpd_respond_error(resp, 500, "cannot store the new scale (see the daemon log)");
+		fl_httpd_respond_error(resp, 500,
+				       "cannot store the new scale (see the daemon log)");
 		fl_spec_free(ns);
 		free(text);
 		return;
@@ -318,7 +323,8 @@ static void logs(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *resp
 		char *end;
 		n = strtol(t, &end, 10);
 		if (*end || n < 0 || n > 100000) {
-			fl_httpd_respond_error(resp, 400, "tail: must be a number of lines from 0 to 100000");
+			fl_httpd_respond_error(resp, 400,
+					       "tail: must be a number of lines from 0 to 100000");
 			return;
 		}
 	}
@@ -346,7 +352,8 @@ static void post_blob(fl_ctl *ctl, fl_httpd_req *req, fl_httpd_resp *resp)
 	json_t *j;
 
 	if (req->body_len == 0) {
-		fl_httpd_respond_error(resp, 400, "the body must be a tar.gz of the function's directory");
+		fl_httpd_respond_error(resp, 400,
+				       "the body must be a tar.gz of the function's directory");
 		return;
 	}
 	r = fl_blob_put(ctl->data_dir, req->body, req->body_len, digest, &created);
@@ -379,8 +386,9 @@ static void info(fl_ctl *ctl, fl_httpd_resp *resp)
 	json_object_set_new(j, "instances", json_integer(ctl_count_instances(ctl)));
 	json_object_set_new(j, "pid", json_integer(getpid()));
 	json_object_set_new(j, "started_ms", json_integer((json_int_t)ctl->started_ms));
-	json_object_set_new(j, "sandbox", json_string("none: instances run as plain processes in "
-						      "their own process group"));
+	json_object_set_new(j, "sandbox",
+			    json_string("none: instances run as plain processes in "
+					"their own process group"));
 	fl_httpd_respond_json(resp, 200, j);
 }
 
@@ -439,7 +447,8 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 			if (f->deleted)
 				continue;
 			for (i = 0; i < json_array_size(arr); i++)
-				if (strcmp(json_string_value(json_object_get(json_array_get(arr, i), "name")),
+				if (strcmp(json_string_value(
+					       json_object_get(json_array_get(arr, i), "name")),
 					   f->name) > 0)
 					break;
 			json_array_insert_new(arr, i, fn_summary(f));
@@ -460,7 +469,8 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 			goto method;
 		r = fl_blob_exists(ctl->data_dir, p + 10);
 		if (r < 0)
-			fl_httpd_respond_error(resp, 400, "'%s' is not a digest like sha256:<64 hex>", p + 10);
+			fl_httpd_respond_error(resp, 400,
+					       "'%s' is not a digest like sha256:<64 hex>", p + 10);
 		else if (r == 0)
 			fl_httpd_respond_error(resp, 404, "no blob %s", p + 10);
 		else
@@ -492,7 +502,8 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 		} else if (is(req, "DELETE")) {
 			json_t *j = json_object();
 			if (fl_registry_delete(ctl->reg, name) < 0) {
-				fl_httpd_respond_error(resp, 500, "cannot delete %s from the registry", name);
+				fl_httpd_respond_error(resp, 500,
+						       "cannot delete %s from the registry", name);
 				return;
 			}
 			ctl_fn_remove(ctl, fn);
@@ -530,7 +541,8 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 		return;
 	}
 notfound:
-	fl_httpd_respond_error(resp, 404, "no such API path: %s %s (see docs/api.md)", req->method, p);
+	fl_httpd_respond_error(resp, 404, "no such API path: %s %s (see docs/api.md)", req->method,
+			       p);
 	return;
 method:
 	fl_httpd_respond_error(resp, 405, "%s is not allowed on %s", req->method, p);

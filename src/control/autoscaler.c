@@ -17,7 +17,8 @@ static double window_avg(const struct fl_as_state *st, int n)
 	int i, k = n < st->count ? n : st->count;
 
 	for (i = 0; i < k; i++)
-		sum += st->samples[(st->next - 1 - i + FL_AS_STABLE_SAMPLES) % FL_AS_STABLE_SAMPLES];
+		sum +=
+		    st->samples[(st->next - 1 - i + FL_AS_STABLE_SAMPLES) % FL_AS_STABLE_SAMPLES];
 	return k ? sum / k : 0;
 }
 
@@ -58,6 +59,9 @@ uint32_t fl_autoscale(struct fl_as_state *st, const struct fl_as_input *in, char
 			want = p;
 	}
 	want = clamp(want, in->min, in->max);
+	/* A lowered max (flint scale --max) takes effect now, not after idle_timeout. */
+	if (st->desired > in->max)
+		st->desired = in->max;
 
 	if (want >= st->desired) {
 		st->desired = want;

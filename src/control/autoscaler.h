@@ -13,9 +13,9 @@
 struct fl_as_state {
 	double samples[FL_AS_STABLE_SAMPLES]; /* load (in flight + held) per tick */
 	int next, count;
-	uint32_t desired;       /* the decision in force */
-	uint64_t hold_since_ms; /* when demand last reached `desired` */
-	uint64_t last_active_ms;/* last tick that saw any load or a finished request */
+	uint32_t desired;	 /* the decision in force */
+	uint64_t hold_since_ms;	 /* when demand last reached `desired` */
+	uint64_t last_active_ms; /* last tick that saw any load or a finished request */
 	uint64_t panic_until_ms;
 	uint64_t last_requests; /* finished-request counter at the previous tick */
 };
@@ -23,9 +23,9 @@ struct fl_as_state {
 struct fl_as_input {
 	uint32_t min, max, target, concurrency;
 	uint64_t idle_timeout_ms;
-	double load;           /* in flight + held, now */
-	uint64_t requests;     /* finished-request counter (to see activity between ticks) */
-	uint32_t ready;        /* instances ready (not draining) */
+	double load;	   /* in flight + held, now */
+	uint64_t requests; /* finished-request counter (to see activity between ticks) */
+	uint32_t ready;	   /* instances ready (not draining) */
 	uint64_t now_ms;
 };
 

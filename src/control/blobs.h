@@ -15,8 +15,7 @@ int fl_blobs_init(const char *data_dir);
  * through a temporary file and rename so a crash never leaves a partial blob.
  * Writes the digest into digest_out (FL_DIGEST_LEN+1 bytes) and *created = 1 if
  * it was new. Returns 0 or -errno. */
-int fl_blob_put(const char *data_dir, const void *data, size_t len, char *digest_out,
-		int *created);
+int fl_blob_put(const char *data_dir, const void *data, size_t len, char *digest_out, int *created);
 
 /* Returns 1 if the digest is stored, 0 if not, -EINVAL for a malformed digest. */
 int fl_blob_exists(const char *data_dir, const char *digest);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,20 +23,21 @@ static fl_ctl g_ctl;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
-		   "                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
-		   "\n"
-		   "Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
-		   "(default 127.0.0.1:8081) and the functions' instances.\n"
-		   "\n"
-		   "  --data DIR       state directory (default: $FLINT_DATA, else /var/lib/flint as\n"
-		   "                   root, else ~/.local/share/flint)\n"
-		   "  --listen ADDR    gateway address, HOST:PORT\n"
-		   "  --admin ADDR     admin API address, HOST:PORT (keep it on loopback)\n"
-		   "  --threads N      gateway threads (default: one per core)\n"
-		   "  --domain DOMAIN  route Host NAME.DOMAIN to function NAME (default: localhost)\n"
-		   "  --ports LO-HI    loopback ports handed to instances (default 20000-29999)\n"
-		   "  --log-level L    debug, info, warn or error (default info)\n");
+	fprintf(f,
+		"usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
+		"                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
+		"\n"
+		"Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
+		"(default 127.0.0.1:8081) and the functions' instances.\n"
+		"\n"
+		"  --data DIR       state directory (default: $FLINT_DATA, else /var/lib/flint as\n"
+		"                   root, else ~/.local/share/flint)\n"
+		"  --listen ADDR    gateway address, HOST:PORT\n"
+		"  --admin ADDR     admin API address, HOST:PORT (keep it on loopback)\n"
+		"  --threads N      gateway threads (default: one per core)\n"
+		"  --domain DOMAIN  route Host NAME.DOMAIN to function NAME (default: localhost)\n"
+		"  --ports LO-HI    loopback ports handed to instances (default 20000-29999)\n"
+		"  --log-level L    debug, info, warn or error (default info)\n");
 }
 
 static char *default_data_dir(void)
@@ -67,7 +69,8 @@ static int load_token(fl_ctl *ctl, char *err, size_t errlen)
 		while (len && (t[len - 1] == '\n' || t[len - 1] == '\r'))
 			t[--len] = '\0';
 		if (len < 16 || len > 64) {
-			snprintf(err, errlen, "%s does not hold a token of 16 to 64 characters", path);
+			snprintf(err, errlen, "%s does not hold a token of 16 to 64 characters",
+				 path);
 			free(t);
 			return -EINVAL;
 		}
@@ -83,7 +86,8 @@ static int load_token(fl_ctl *ctl, char *err, size_t errlen)
 		sprintf(ctl->token + 2 * i, "%02x", raw[i]);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || fl_write_all(fd, ctl->token, 64) < 0 || fl_write_all(fd, "\n", 1) < 0) {
-		snprintf(err, errlen, "cannot write the admin token to %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot write the admin token to %s: %s", path,
+			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -EIO;
@@ -167,7 +171,8 @@ static void on_stop_timer(uv_timer_t *t)
 
 	if (active == 0 || fl_now_ms() >= ctl->stop_deadline_ms) {
 		if (active)
-			fl_warn("serve", "%ld requests still under way at the drain deadline; closing them",
+			fl_warn("serve",
+				"%ld requests still under way at the drain deadline; closing them",
 				active);
 		finish_stop(ctl);
 	}
@@ -222,14 +227,15 @@ static void load_one(void *ctx, const struct fl_registry_row *row)
 		return;
 	}
 	json_decref(j);
-	if (ctl_fn_apply(ctl, spec, row->spec_json, row->version, row->created_ms,
-			 row->updated_ms, err, sizeof(err)) < 0)
+	if (ctl_fn_apply(ctl, spec, row->spec_json, row->version, row->created_ms, row->updated_ms,
+			 err, sizeof(err)) < 0)
 		fl_error("serve", "cannot load function %s: %s", row->name, err);
 }
 
 static char **make_base_env(void)
 {
-	static const char *keep[] = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR", NULL};
+	static const char *keep[] = {"PATH", "HOME", "LANG",   "LC_ALL",
+				     "TZ",   "USER", "TMPDIR", NULL};
 	char **env = fl_xcalloc(16, sizeof(char *));
 	int i, n = 0;
 
@@ -265,12 +271,15 @@ static int parse_ports(const char *s, int *lo, int *hi)
 
 int fl_serve_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"data", required_argument, 0, 'd'},   {"listen", required_argument, 0, 'l'},
-		{"admin", required_argument, 0, 'a'},  {"threads", required_argument, 0, 't'},
-		{"domain", required_argument, 0, 'D'}, {"ports", required_argument, 0, 'p'},
-		{"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
+						 {"listen", required_argument, 0, 'l'},
+						 {"admin", required_argument, 0, 'a'},
+						 {"threads", required_argument, 0, 't'},
+						 {"domain", required_argument, 0, 'D'},
+						 {"ports", required_argument, 0, 'p'},
+						 {"log-level", required_argument, 0, 'L'},
+						 {"help", no_argument, 0, 'h'},
+						 {0, 0, 0, 0}};
 	fl_ctl *ctl = &g_ctl;
 	struct fl_gw_opts gopts;
 	char err[512], rundir[4096], logdir[4096];
@@ -287,35 +296,54 @@ int fl_serve_main(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'd': ctl->data_dir = fl_xstrdup(optarg); break;
-		case 'l': ctl->listen = optarg; break;
-		case 'a': ctl->admin = optarg; break;
-		case 'D': ctl->domain = optarg; break;
+		case 'd':
+			ctl->data_dir = fl_xstrdup(optarg);
+			break;
+		case 'l':
+			ctl->listen = optarg;
+			break;
+		case 'a':
+			ctl->admin = optarg;
+			break;
+		case 'D':
+			ctl->domain = optarg;
+			break;
 		case 't':
 			ctl->threads = atoi(optarg);
 			if (ctl->threads < 1 || ctl->threads > FL_MAX_THREADS) {
-				fprintf(stderr, "flint: --threads must be between 1 and %d\n", FL_MAX_THREADS);
+				fprintf(stderr, "flint: --threads must be between 1 and %d\n",
+					FL_MAX_THREADS);
 				return 2;
 			}
 			break;
 		case 'p':
 			if (parse_ports(optarg, &ctl->port_lo, &ctl->port_hi) < 0) {
-				fprintf(stderr, "flint: --ports must look like 20000-29999 (within 1024-65535)\n");
+				fprintf(stderr, "flint: --ports must look like 20000-29999 (within "
+						"1024-65535)\n");
 				return 2;
 			}
 			break;
 		case 'L':
-			if (strcmp(optarg, "debug") == 0) fl_log_set_level(FL_LOG_DEBUG);
-			else if (strcmp(optarg, "info") == 0) fl_log_set_level(FL_LOG_INFO);
-			else if (strcmp(optarg, "warn") == 0) fl_log_set_level(FL_LOG_WARN);
-			else if (strcmp(optarg, "error") == 0) fl_log_set_level(FL_LOG_ERROR);
+			if (strcmp(optarg, "debug") == 0)
+				fl_log_set_level(FL_LOG_DEBUG);
+			else if (strcmp(optarg, "info") == 0)
+				fl_log_set_level(FL_LOG_INFO);
+			else if (strcmp(optarg, "warn") == 0)
+				fl_log_set_level(FL_LOG_WARN);
+			else if (strcmp(optarg, "error") == 0)
+				fl_log_set_level(FL_LOG_ERROR);
 			else {
-				fprintf(stderr, "flint: --log-level must be debug, info, warn or error\n");
+				fprintf(stderr,
+					"flint: --log-level must be debug, info, warn or error\n");
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -332,6 +360,14 @@ int fl_serve_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* Every client and upstream connection is a descriptor: take all we may. */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 
 	/* The spawner first: it must be forked before any thread exists. */
 	snprintf(rundir, sizeof(rundir), "%s/run", ctl->data_dir);
@@ -341,7 +377,8 @@ int fl_serve_main(int argc, char **argv)
 		return 1;
 	}
 	if (reaped)
-		fl_warn("serve", "stopped %d instance process groups left by an earlier run", reaped);
+		fl_warn("serve", "stopped %d instance process groups left by an earlier run",
+			reaped);
 
 	if (load_token(ctl, err, sizeof(err)) < 0 ||
 	    fl_registry_open(ctl->data_dir, &ctl->reg, err, sizeof(err)) < 0 ||

@@ -24,25 +24,25 @@ enum fn_state { F_IDLE, F_BUILDING, F_READY, F_BACKOFF, F_FAILED };
 typedef struct ctl_fn ctl_fn;
 
 typedef struct ctl_inst {
-	fl_list link;        /* fn->insts */
+	fl_list link; /* fn->insts */
 	ctl_fn *fn;
 	uint64_t id;
 	pid_t pid;
 	int port;
 	enum inst_state state;
-	int job;             /* a build step, not an instance */
-	int exited;          /* the spawner reported its end */
+	int job;    /* a build step, not an instance */
+	int exited; /* the spawner reported its end */
 	uint64_t spawn_ns, ready_ns, started_ms, ready_ms;
-	uv_pipe_t out, err;  /* stdout/stderr, while open */
+	uv_pipe_t out, err; /* stdout/stderr, while open */
 	int pipes_open;
-	uv_tcp_t probe;      /* readiness check */
-	uv_timer_t timer;    /* probe back-off, start deadline, stop grace */
+	uv_tcp_t probe;	  /* readiness check */
+	uv_timer_t timer; /* probe back-off, start deadline, stop grace */
 	int probe_active, handles;
 	uint64_t probe_delay_ms;
 	char probe_buf[64];
 	size_t probe_len;
-	fl_inst *pub;        /* what the gateway sees, while ready */
-	int stale;           /* runs an older version of the function */
+	fl_inst *pub; /* what the gateway sees, while ready */
+	int stale;    /* runs an older version of the function */
 } ctl_inst;
 
 struct ctl_event {
@@ -51,22 +51,22 @@ struct ctl_event {
 };
 
 struct ctl_fn {
-	fl_list link;        /* ctl->fns */
+	fl_list link; /* ctl->fns */
 	char *name;
 	uint64_t version;
 	fl_spec *spec;
-	char *spec_json;     /* normalized */
-	char *codedir;       /* unpacked code, or NULL */
+	char *spec_json; /* normalized */
+	char *codedir;	 /* unpacked code, or NULL */
 	uint64_t created_ms, updated_ms;
 	fl_fnstats *stats;
 	fl_list insts;
 	enum fn_state state;
 	char reason[256];
-	int failures;        /* consecutive start failures */
+	int failures; /* consecutive start failures */
 	uint64_t backoff_until_ms;
 	uv_timer_t backoff_timer;
 	struct fl_as_state as;
-	uint32_t want;       /* instances wanted now */
+	uint32_t want; /* instances wanted now */
 	int deleted;
 	int building;
 	struct ctl_event events[CTL_EVENTS];

@@ -21,7 +21,7 @@
 #include "gateway/gateway.h"
 #include "net/listen.h"
 
-#define STOP_GRACE_MS 10000
+#define STOP_GRACE_MS  10000
 #define BACKOFF_MAX_MS 30000
 
 static void inst_maybe_free(ctl_inst *in);
@@ -136,9 +136,15 @@ void ctl_publish_now(fl_ctl *ctl)
 			if (in->job)
 				continue;
 			switch (in->state) {
-			case I_STARTING: r->n_starting++; break;
-			case I_READY: r->n_ready++; break;
-			default: r->n_draining++; break;
+			case I_STARTING:
+				r->n_starting++;
+				break;
+			case I_READY:
+				r->n_ready++;
+				break;
+			default:
+				r->n_draining++;
+				break;
 			}
 			if (in->state == I_READY && in->pub) {
 				fl_inst_ref(in->pub);
@@ -436,9 +442,10 @@ static void probe_connected(uv_connect_t *req, int status)
 		char *msg = malloc(512);
 		uv_write_t *w = malloc(sizeof(*w));
 		uv_buf_t b;
-		int n = snprintf(msg ? msg : "", msg ? 512 : 1,
-				 "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
-				 in->fn->spec->health_path, in->port);
+		int n = snprintf(
+		    msg ? msg : "", msg ? 512 : 1,
+		    "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
+		    in->fn->spec->health_path, in->port);
 		(void)ctl;
 		if (msg == NULL || w == NULL) {
 			free(msg);
@@ -629,7 +636,8 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn)
 	free_strv(envp);
 	if (r < 0) {
 		char why[200];
-		snprintf(why, sizeof(why), "cannot ask the spawner for an instance: %s", strerror(-r));
+		snprintf(why, sizeof(why), "cannot ask the spawner for an instance: %s",
+			 strerror(-r));
 		in->exited = 1;
 		start_failed(ctl, in, why);
 		inst_maybe_free(in);
@@ -668,7 +676,8 @@ static void build_start(fl_ctl *ctl, ctl_fn *fn)
 	if (r < 0) {
 		fn->state = F_FAILED;
 		fn->building = 0;
-		snprintf(fn->reason, sizeof(fn->reason), "cannot start the build: %s", strerror(-r));
+		snprintf(fn->reason, sizeof(fn->reason), "cannot start the build: %s",
+			 strerror(-r));
 		in->exited = 1;
 		inst_maybe_free(in);
 	}
@@ -716,7 +725,8 @@ static void describe_status(int status, char *out, size_t outlen)
 	if (WIFEXITED(status))
 		snprintf(out, outlen, "exit status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(out, outlen, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+		snprintf(out, outlen, "signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
 	else
 		snprintf(out, outlen, "status %d", status);
 }
@@ -737,8 +747,8 @@ static void on_exited(fl_ctl *ctl, ctl_inst *in, int status)
 		start_failed(ctl, in, why);
 	} else if (in->state == I_READY) {
 		describe_status(status, st, sizeof(st));
-		ctl_event(fn, "instance i-%llu exited unexpectedly with %s", (unsigned long long)in->id,
-			  st);
+		ctl_event(fn, "instance i-%llu exited unexpectedly with %s",
+			  (unsigned long long)in->id, st);
 		fl_logstore_note(ctl->logs, fn->name, "instance i-%llu exited unexpectedly with %s",
 				 (unsigned long long)in->id, st);
 	}

@@ -32,15 +32,14 @@ void fl_logstore_flush(fl_logstore *ls, const char *fn, uint64_t inst_id, const 
 /* Records a line written by flint itself about the function (instance 0, stream
  * "flint"), e.g. "instance i-3 exited with status 1". */
 void fl_logstore_note(fl_logstore *ls, const char *fn, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Calls cb for the last n lines of fn, oldest first; after a restart the lines
  * come from the file. */
 void fl_logstore_tail(fl_logstore *ls, const char *fn, size_t n, fl_log_line_cb cb, void *ctx);
 
 /* Calls cb for every line of fn appended from now on, until unfollowed. */
-fl_log_follower *fl_logstore_follow(fl_logstore *ls, const char *fn, fl_log_line_cb cb,
-				    void *ctx);
+fl_log_follower *fl_logstore_follow(fl_logstore *ls, const char *fn, fl_log_line_cb cb, void *ctx);
 void fl_logstore_unfollow(fl_logstore *ls, fl_log_follower *f);
 
 /* Forgets a deleted function: its ring, its followers (unregistered, not called)

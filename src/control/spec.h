@@ -13,26 +13,27 @@
 enum fl_health_type { FL_HEALTH_TCP, FL_HEALTH_HTTP };
 
 typedef struct fl_spec {
-	char *name;        /* a DNS label, see fl_valid_name() */
-	char **argv;       /* NULL-terminated; a string command becomes {"/bin/sh","-c",s} */
+	char *name;  /* a DNS label, see fl_valid_name() */
+	char **argv; /* NULL-terminated; a string command becomes {"/bin/sh","-c",s} */
 	int argc;
-	char *protocol;    /* "http" (later: "grpc", "http2", "thrift", "tcp") */
-	char **env;        /* NULL-terminated "K=V" strings, in spec order */
+	char *protocol; /* "http" (later: "grpc", "http2", "thrift", "tcp") */
+	char **env;	/* NULL-terminated "K=V" strings, in spec order */
 	int nenv;
-	char *workdir;     /* absolute directory to run in when no code is attached; may be NULL */
-	char *code;        /* "sha256:<64 hex>" of an uploaded tar.gz, or NULL */
-	char *build;       /* shell command run once per code digest before the first start, or NULL */
-	uint32_t min, max;       /* instances; 0 <= min <= max, 1 <= max <= 10000 (defaults 0, 10) */
-	uint32_t concurrency;    /* hard cap of in-flight requests per instance, 0 = none (default 0) */
-	uint32_t target;         /* in-flight per instance the autoscaler aims for (default:
-				    concurrency if set, else 100) */
-	uint64_t idle_timeout_ms;/* default 60 s, at least 1 s */
-	uint64_t timeout_ms;     /* whole-request limit, default 60 s */
-	uint64_t max_body;       /* request body limit in bytes, default 64 MiB, 0 = none */
+	char *workdir; /* absolute directory to run in when no code is attached; may be NULL */
+	char *code;    /* "sha256:<64 hex>" of an uploaded tar.gz, or NULL */
+	char *build;   /* shell command run once per code digest before the first start, or NULL */
+	uint32_t min, max; /* instances; 0 <= min <= max, 1 <= max <= 10000 (defaults 0, 10) */
+	uint32_t
+	    concurrency; /* hard cap of in-flight requests per instance, 0 = none (default 0) */
+	uint32_t target; /* in-flight per instance the autoscaler aims for (default:
+			    concurrency if set, else 100) */
+	uint64_t idle_timeout_ms;	 /* default 60 s, at least 1 s */
+	uint64_t timeout_ms;		 /* whole-request limit, default 60 s */
+	uint64_t max_body;		 /* request body limit in bytes, default 64 MiB, 0 = none */
 	enum fl_health_type health_type; /* default tcp */
-	char *health_path;       /* FL_HEALTH_HTTP: path starting with '/' */
-	uint64_t startup_timeout_ms; /* ready within this or the start failed; default 30 s */
-	uint32_t queue_max;      /* requests held while no instance has room; default 1000 */
+	char *health_path;		 /* FL_HEALTH_HTTP: path starting with '/' */
+	uint64_t startup_timeout_ms;	 /* ready within this or the start failed; default 30 s */
+	uint32_t queue_max;	   /* requests held while no instance has room; default 1000 */
 	uint64_t queue_timeout_ms; /* how long one may be held; default 30 s */
 } fl_spec;
 

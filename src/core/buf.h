@@ -11,7 +11,10 @@ typedef struct fl_buf {
 	size_t cap; /* bytes allocated */
 } fl_buf;
 
-#define FL_BUF_INIT {NULL, 0, 0}
+#define FL_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Ensures room for `more` bytes beyond len (plus a NUL). Returns 0 or -ENOMEM. */
 int fl_buf_reserve(fl_buf *b, size_t more);

@@ -11,11 +11,11 @@ void fl_log_set_level(enum fl_log_level level);
  * formatted into a stack buffer and written with one write(2), so lines from
  * different threads never interleave. Long messages are truncated at 4 KiB. */
 void fl_log(enum fl_log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define fl_debug(c, ...) fl_log(FL_LOG_DEBUG, c, __VA_ARGS__)
-#define fl_info(c, ...)  fl_log(FL_LOG_INFO, c, __VA_ARGS__)
-#define fl_warn(c, ...)  fl_log(FL_LOG_WARN, c, __VA_ARGS__)
+#define fl_info(c, ...)	 fl_log(FL_LOG_INFO, c, __VA_ARGS__)
+#define fl_warn(c, ...)	 fl_log(FL_LOG_WARN, c, __VA_ARGS__)
 #define fl_error(c, ...) fl_log(FL_LOG_ERROR, c, __VA_ARGS__)
 
 #endif

@@ -295,13 +295,12 @@ char *fl_read_file(const char *path, size_t *len)
 	if (len)
 		*len = n;
 	return p;
-fail:
-	{
-		int e = errno;
-		free(p);
-		close(fd);
-		errno = e;
-	}
+fail : {
+	int e = errno;
+	free(p);
+	close(fd);
+	errno = e;
+}
 	return NULL;
 }
 

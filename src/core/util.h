@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* Result codes beyond negative errno values (nginx's NGX_AGAIN idea). */
-#define FL_OK    0
+#define FL_OK	 0
 #define FL_AGAIN (-11000) /* not yet: a normal outcome, try again later */
 
 /* Monotonic clock in milliseconds / nanoseconds. */

@@ -11,9 +11,8 @@ static int try_take(fl_inst *i)
 	for (;;) {
 		if (i->concurrency && cur >= (int)i->concurrency)
 			return 0;
-		if (atomic_compare_exchange_weak_explicit(&i->inflight, &cur, cur + 1,
-							  memory_order_acq_rel,
-							  memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(
+			&i->inflight, &cur, cur + 1, memory_order_acq_rel, memory_order_relaxed))
 			return 1;
 	}
 }

@@ -280,7 +280,8 @@ int fl_gateway_start(const struct fl_gw_opts *o, char *err, size_t errlen)
 		if (r == 0)
 			r = uv_listen((uv_stream_t *)&gw->listener, 4096, on_connection);
 		if (r < 0) {
-			snprintf(err, errlen, "cannot listen on %s: %s", opts.listen, uv_strerror(r));
+			snprintf(err, errlen, "cannot listen on %s: %s", opts.listen,
+				 uv_strerror(r));
 			return r;
 		}
 		gw->listening = 1;

@@ -7,12 +7,12 @@
 #include <stdint.h>
 
 struct fl_gw_opts {
-	const char *listen;         /* "127.0.0.1:8080" */
-	const char *domain;         /* Host routing domain: NAME.<domain>; NULL/"" = off */
-	int threads;                /* gateway threads, 1..FL_MAX_THREADS */
+	const char *listen;	    /* "127.0.0.1:8080" */
+	const char *domain;	    /* Host routing domain: NAME.<domain>; NULL/"" = off */
+	int threads;		    /* gateway threads, 1..FL_MAX_THREADS */
 	uint64_t idle_timeout_ms;   /* keep-alive connections idle this long are closed */
 	uint64_t header_timeout_ms; /* a request head must arrive within this */
-	size_t max_header;          /* bytes of request head before 431 */
+	size_t max_header;	    /* bytes of request head before 431 */
 	/* Called on a gateway thread when a request is held because no instance
 	 * has room; must be thread-safe and cheap (it posts to the control thread). */
 	void (*need)(void *ctx, const char *fn, size_t fn_len);

@@ -11,9 +11,9 @@
 #include "gateway/gateway.h"
 #include "gateway/snapshot.h"
 
-#define GW_READ_BUF     (64 * 1024)
-#define GW_WQ_HIGH      (256 * 1024) /* stop reading the other side above this */
-#define GW_MAX_HEADERS  100
+#define GW_READ_BUF    (64 * 1024)
+#define GW_WQ_HIGH     (256 * 1024) /* stop reading the other side above this */
+#define GW_MAX_HEADERS 100
 
 enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8 };
 
@@ -35,11 +35,11 @@ typedef struct fl_gw {
 	atomic_int pending;
 	gw_snapref *cur;
 	fl_list old_snaps;
-	fl_list waiters;   /* gw_conn.wait_link, in arrival order */
-	fl_list conns;     /* every client connection */
-	fl_list ups;       /* every upstream connection */
+	fl_list waiters; /* gw_conn.wait_link, in arrival order */
+	fl_list conns;	 /* every client connection */
+	fl_list ups;	 /* every upstream connection */
 	int draining;
-	char *rbuf;        /* the thread's read buffer; idle connections hold none */
+	char *rbuf; /* the thread's read buffer; idle connections hold none */
 	int rbuf_busy;
 	const struct fl_gw_opts *opts;
 	atomic_long active;
@@ -65,16 +65,15 @@ void fl_dispatch_release(fl_route_fn *fn, fl_inst *inst);
 
 /* upstream.c: HTTP/1.1 connections to instances, pooled per thread. */
 struct gw_up_ops {
-	void (*on_ready)(gw_conn *c);                       /* connected: send the head */
+	void (*on_ready)(gw_conn *c);			      /* connected: send the head */
 	void (*on_data)(gw_conn *c, const char *p, size_t n); /* response bytes */
-	void (*on_eof)(gw_conn *c, int err);                 /* closed or failed (libuv code) */
-	void (*on_drain)(gw_conn *c);                        /* write queue went low */
+	void (*on_eof)(gw_conn *c, int err);		      /* closed or failed (libuv code) */
+	void (*on_drain)(gw_conn *c);			      /* write queue went low */
 };
 /* Gets an idle connection to inst (unless fresh is set) or starts a new one.
  * An idle one can be written at once (fl_up_ready); for a new one on_ready runs
  * once it is connected. NULL if no connection could be started. */
-gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops,
-		 int fresh);
+gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops, int fresh);
 int fl_up_ready(const gw_up *u);
 /* Was the connection taken from the pool (so a failure may be a stale socket)? */
 int fl_up_reused(const gw_up *u);

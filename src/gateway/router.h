@@ -16,8 +16,8 @@ enum fl_route_kind {
 
 struct fl_route {
 	enum fl_route_kind kind;
-	const char *name;   /* function name (not NUL-terminated); from a Host header it
-			     * may be in upper case: the caller folds it */
+	const char *name; /* function name (not NUL-terminated); from a Host header it
+			   * may be in upper case: the caller folds it */
 	size_t name_len;
 	const char *target; /* what the instance sees: path and query, after the prefix */
 	size_t target_len;

@@ -8,7 +8,7 @@
 #include "core/util.h"
 
 const double fl_hist_bounds[FL_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-						0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+						0.1,	0.25,  0.5,    1,     2.5,  5,	   10};
 
 void fl_hist_observe(fl_hist *h, uint64_t us)
 {

@@ -57,22 +57,22 @@ static inline void fl_list_remove(fl_list *e)
 	e->next->prev = e->prev;
 	e->prev = e->next = e;
 }
-#define fl_container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define fl_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 /* Per-function counters, alive as long as the function exists (and any
  * snapshot still points at it). Gateway threads update them; readers tolerate
  * counters that are a moment apart. */
 typedef struct fl_fnstats {
 	atomic_int refs;
-	atomic_long queued;                    /* requests held waiting for room now */
-	atomic_long inflight;                  /* requests at instances now */
-	atomic_uint_fast64_t requests;         /* finished requests */
-	atomic_uint_fast64_t status[6];        /* by class: [1]=1xx ... [5]=5xx, [0]=no response */
-	atomic_uint_fast64_t codes[600];       /* by exact status code */
-	fl_hist latency;                       /* request duration, head to response end */
-	atomic_uint_fast64_t cold_starts;      /* instances started (control) */
-	fl_hist cold;                          /* instance spawn -> ready (control) */
-	atomic_uint_fast64_t held;             /* requests that waited for room */
+	atomic_long queued;		  /* requests held waiting for room now */
+	atomic_long inflight;		  /* requests at instances now */
+	atomic_uint_fast64_t requests;	  /* finished requests */
+	atomic_uint_fast64_t status[6];	  /* by class: [1]=1xx ... [5]=5xx, [0]=no response */
+	atomic_uint_fast64_t codes[600];  /* by exact status code */
+	fl_hist latency;		  /* request duration, head to response end */
+	atomic_uint_fast64_t cold_starts; /* instances started (control) */
+	fl_hist cold;			  /* instance spawn -> ready (control) */
+	atomic_uint_fast64_t held;	  /* requests that waited for room */
 } fl_fnstats;
 
 fl_fnstats *fl_fnstats_new(void);
@@ -85,13 +85,13 @@ typedef struct fl_inst {
 	atomic_int refs;
 	uint64_t id;
 	int port;
-	uint32_t concurrency;           /* hard cap (0 = none), copied from the spec */
-	struct sockaddr_in addr;        /* 127.0.0.1:port */
+	uint32_t concurrency;	 /* hard cap (0 = none), copied from the spec */
+	struct sockaddr_in addr; /* 127.0.0.1:port */
 	atomic_int inflight;
 	atomic_int gone;
-	atomic_int failed;              /* a gateway saw it refuse or reset: control checks */
-	fl_list idle[FL_MAX_THREADS];   /* per gateway thread: idle upstream connections;
-					   each thread touches only its own slot */
+	atomic_int failed;	      /* a gateway saw it refuse or reset: control checks */
+	fl_list idle[FL_MAX_THREADS]; /* per gateway thread: idle upstream connections;
+					 each thread touches only its own slot */
 } fl_inst;
 
 fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency);
@@ -110,14 +110,14 @@ typedef struct fl_route_fn {
 	uint64_t version;
 	fl_fnstats *stats;
 	enum fl_fn_state state;
-	char *reason;             /* FL_FN_FAILING: why, one sentence */
-	uint32_t concurrency;     /* per instance, 0 = none */
+	char *reason;	      /* FL_FN_FAILING: why, one sentence */
+	uint32_t concurrency; /* per instance, 0 = none */
 	uint64_t timeout_ms;
-	uint64_t max_body;        /* 0 = none */
+	uint64_t max_body; /* 0 = none */
 	uint32_t queue_max;
 	uint64_t queue_timeout_ms;
 	int ninst;
-	fl_inst **inst;           /* ready instances, not gone */
+	fl_inst **inst;			     /* ready instances, not gone */
 	int n_starting, n_ready, n_draining; /* for metrics */
 } fl_route_fn;
 

@@ -13,14 +13,14 @@ struct gw_up {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	fl_gw *gw;
-	fl_inst *inst;       /* one reference held */
+	fl_inst *inst; /* one reference held */
 	gw_conn *owner;
 	const struct gw_up_ops *ops;
 	enum up_state state;
 	int reused;
 	int reading;
-	fl_list link;        /* gw->ups */
-	fl_list idle_link;   /* inst->idle[gw->idx] while idle */
+	fl_list link;	   /* gw->ups */
+	fl_list idle_link; /* inst->idle[gw->idx] while idle */
 };
 
 static void up_closed(uv_handle_t *h)
@@ -95,8 +95,7 @@ static void up_connected(uv_connect_t *req, int status)
 		u->ops->on_ready(u->owner);
 }
 
-gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops,
-		 int fresh)
+gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops, int fresh)
 {
 	fl_list *idle = &inst->idle[gw->idx];
 	gw_up *u;
@@ -177,8 +176,7 @@ void fl_up_release(gw_up *u, int keep)
 		/* up_connected will see UP_CLOSING; uv_close cancels the connect. */
 		keep = 0;
 	}
-	if (!keep || gw->draining || atomic_load(&u->inst->gone) ||
-	    u->tcp.write_queue_size != 0) {
+	if (!keep || gw->draining || atomic_load(&u->inst->gone) || u->tcp.write_queue_size != 0) {
 		up_close(u);
 		return;
 	}

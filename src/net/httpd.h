@@ -28,7 +28,7 @@ typedef struct fl_httpd_req {
 	const char *query;  /* raw query without '?', "" when none */
 	const char *body;   /* NUL-terminated for convenience; body_len bytes */
 	size_t body_len;
-	const char *peer;   /* "127.0.0.1:53412" */
+	const char *peer; /* "127.0.0.1:53412" */
 } fl_httpd_req;
 
 /* Called once per request. req and everything it points to are valid until the
@@ -62,7 +62,7 @@ void fl_httpd_respond(fl_httpd_resp *r, int status, const char *content_type, co
 void fl_httpd_respond_json(fl_httpd_resp *r, int status, json_t *j);
 /* Sends {"error": "<message>"} with the status. */
 void fl_httpd_respond_error(fl_httpd_resp *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Streaming (chunked) responses, e.g. for following logs. */
 void fl_httpd_stream_begin(fl_httpd_resp *r, int status, const char *content_type);

@@ -22,7 +22,8 @@ static void hist(fl_buf *o, const char *metric, const char *fn, const fl_hist *h
 	cum += ld(&h->count[FL_HIST_BUCKETS]);
 	fl_buf_printf(o, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n", metric, fn,
 		      (unsigned long long)cum);
-	fl_buf_printf(o, "%s_sum{function=\"%s\"} %.6f\n", metric, fn, (double)ld(&h->sum_us) / 1e6);
+	fl_buf_printf(o, "%s_sum{function=\"%s\"} %.6f\n", metric, fn,
+		      (double)ld(&h->sum_us) / 1e6);
 	fl_buf_printf(o, "%s_count{function=\"%s\"} %llu\n", metric, fn, (unsigned long long)cum);
 }
 
@@ -31,35 +32,42 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	int i, code;
 	size_t before = o->len;
 
-	fl_buf_puts(o, "# HELP flint_requests_total Requests answered, by function and status code.\n"
-		       "# TYPE flint_requests_total counter\n");
+	fl_buf_puts(o,
+		    "# HELP flint_requests_total Requests answered, by function and status code.\n"
+		    "# TYPE flint_requests_total counter\n");
 	for (i = 0; s && i < s->nfn; i++) {
 		const fl_route_fn *fn = s->fns[i];
 		for (code = 100; code < 600; code++) {
 			uint64_t n = ld(&fn->stats->codes[code]);
 			if (n)
-				fl_buf_printf(o, "flint_requests_total{function=\"%s\",code=\"%d\"} %llu\n",
-					      fn->name, code, (unsigned long long)n);
+				fl_buf_printf(
+				    o, "flint_requests_total{function=\"%s\",code=\"%d\"} %llu\n",
+				    fn->name, code, (unsigned long long)n);
 		}
 	}
-	fl_buf_puts(o, "# HELP flint_request_duration_seconds Time from request head to the end of the response.\n"
+	fl_buf_puts(o, "# HELP flint_request_duration_seconds Time from request head to the end of "
+		       "the response.\n"
 		       "# TYPE flint_request_duration_seconds histogram\n");
 	for (i = 0; s && i < s->nfn; i++)
-		hist(o, "flint_request_duration_seconds", s->fns[i]->name, &s->fns[i]->stats->latency);
+		hist(o, "flint_request_duration_seconds", s->fns[i]->name,
+		     &s->fns[i]->stats->latency);
 	fl_buf_puts(o, "# HELP flint_cold_starts_total Instances started.\n"
 		       "# TYPE flint_cold_starts_total counter\n");
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_cold_starts_total{function=\"%s\"} %llu\n", s->fns[i]->name,
 			      (unsigned long long)ld(&s->fns[i]->stats->cold_starts));
-	fl_buf_puts(o, "# HELP flint_cold_start_seconds Time from spawning an instance to its being ready.\n"
-		       "# TYPE flint_cold_start_seconds histogram\n");
+	fl_buf_puts(
+	    o,
+	    "# HELP flint_cold_start_seconds Time from spawning an instance to its being ready.\n"
+	    "# TYPE flint_cold_start_seconds histogram\n");
 	for (i = 0; s && i < s->nfn; i++)
 		hist(o, "flint_cold_start_seconds", s->fns[i]->name, &s->fns[i]->stats->cold);
-	fl_buf_puts(o, "# HELP flint_requests_held_total Requests that waited for an instance with room.\n"
-		       "# TYPE flint_requests_held_total counter\n");
+	fl_buf_puts(
+	    o, "# HELP flint_requests_held_total Requests that waited for an instance with room.\n"
+	       "# TYPE flint_requests_held_total counter\n");
 	for (i = 0; s && i < s->nfn; i++)
-		fl_buf_printf(o, "flint_requests_held_total{function=\"%s\"} %llu\n", s->fns[i]->name,
-			      (unsigned long long)ld(&s->fns[i]->stats->held));
+		fl_buf_printf(o, "flint_requests_held_total{function=\"%s\"} %llu\n",
+			      s->fns[i]->name, (unsigned long long)ld(&s->fns[i]->stats->held));
 	fl_buf_puts(o, "# HELP flint_instances Instances by state.\n"
 		       "# TYPE flint_instances gauge\n");
 	for (i = 0; s && i < s->nfn; i++) {
@@ -71,8 +79,9 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 			      fn->name, fn->n_starting, fn->name, fn->n_ready, fn->name,
 			      fn->n_draining);
 	}
-	fl_buf_puts(o, "# HELP flint_queue_depth Requests held now, waiting for an instance with room.\n"
-		       "# TYPE flint_queue_depth gauge\n");
+	fl_buf_puts(
+	    o, "# HELP flint_queue_depth Requests held now, waiting for an instance with room.\n"
+	       "# TYPE flint_queue_depth gauge\n");
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_queue_depth{function=\"%s\"} %ld\n", s->fns[i]->name,
 			      atomic_load(&s->fns[i]->stats->queued));

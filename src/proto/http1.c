@@ -21,14 +21,14 @@
 #include "obs/metrics.h"
 
 enum conn_state {
-	C_HEAD,    /* reading a request head, or idle between requests */
-	C_WAIT,    /* head read; held until an instance has room */
+	C_HEAD,	   /* reading a request head, or idle between requests */
+	C_WAIT,	   /* head read; held until an instance has room */
 	C_FORWARD, /* at an instance */
 	C_LOCAL,   /* answered by the gateway itself; the answer is being written */
 };
 
 enum body_mode {
-	B_RAW,   /* response body bytes pass through as they are */
+	B_RAW,	 /* response body bytes pass through as they are */
 	B_CHUNK, /* close-delimited upstream body, chunk-encoded for the client */
 	B_PLAIN, /* decoded body for an HTTP/1.0 client; the connection closes after */
 };
@@ -40,7 +40,7 @@ struct hdr {
 /* Everything about one request; taken from a per-thread free list. */
 typedef struct exch {
 	fl_list free_link;
-	fl_buf in;  /* request url, header names and values */
+	fl_buf in; /* request url, header names and values */
 	struct hdr h[GW_MAX_HEADERS];
 	int nh, hval;
 	uint32_t url_o, url_l;
@@ -173,18 +173,30 @@ static const char *req_header(exch *x, const char *name, size_t *vl)
 static const char *reason_phrase(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -262,8 +274,8 @@ static void account(exch *x, int status)
 
 /* Sends a response made by the gateway. close_conn: close after it; else the
  * connection continues when the request has been read whole. */
-static void respond_local(gw_conn *c, int status, const char *ctype, const char *body,
-			  size_t blen, int close_conn)
+static void respond_local(gw_conn *c, int status, const char *ctype, const char *body, size_t blen,
+			  int close_conn)
 {
 	exch *x = c->x;
 	char head[512];
@@ -301,7 +313,7 @@ static void respond_local(gw_conn *c, int status, const char *ctype, const char 
 
 /* A JSON error: {"error": ..., "function": ..., "request_id": ...}. */
 static void respond_error(gw_conn *c, int status, int close_conn, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void respond_error(gw_conn *c, int status, int close_conn, const char *fmt, ...)
 {
 	char msg[512], body[1024];
@@ -433,7 +445,8 @@ static int on_req_headers_complete(llhttp_t *p)
 	x->keepalive = llhttp_should_keep_alive(p);
 	x->http10 = p->http_major == 1 && p->http_minor == 0;
 	x->is_head = p->method == HTTP_HEAD;
-	x->has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+	x->has_body =
+	    (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
 	if (!x->has_body)
 		x->early_done = x->req_done = 1;
 	c->head_ready = 1;
@@ -486,7 +499,8 @@ static size_t parse_req(gw_conn *c, const char *p, size_t n)
 		return n;
 	}
 	if (c->x && (too_big(c) || c->x->nh > GW_MAX_HEADERS)) {
-		respond_error(c, 431, 1, "request head is larger than %zu bytes or has more than %d headers",
+		respond_error(c, 431, 1,
+			      "request head is larger than %zu bytes or has more than %d headers",
 			      c->gw->opts->max_header, GW_MAX_HEADERS);
 		return n;
 	}
@@ -720,7 +734,8 @@ static void up_on_data(gw_conn *c, const char *p, size_t n)
 		} else if (err != HPE_OK) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "instance i-%llu sent a malformed response: %s",
-				 (unsigned long long)x->inst->id, llhttp_get_error_reason(&c->resp));
+				 (unsigned long long)x->inst->id,
+				 llhttp_get_error_reason(&c->resp));
 			fail_upstream(c, 502, msg);
 			return;
 		}
@@ -970,9 +985,10 @@ static void dispatch(gw_conn *c)
 	if (atomic_fetch_add_explicit(&fn->stats->queued, 1, memory_order_relaxed) >=
 	    (long)fn->queue_max) {
 		atomic_fetch_sub_explicit(&fn->stats->queued, 1, memory_order_relaxed);
-		respond_error(c, 503, 0,
-			      "function %s is at capacity: %u requests are already waiting (queue.max)",
-			      fn->name, fn->queue_max);
+		respond_error(
+		    c, 503, 0,
+		    "function %s is at capacity: %u requests are already waiting (queue.max)",
+		    fn->name, fn->queue_max);
 		return;
 	}
 	atomic_fetch_add_explicit(&fn->stats->held, 1, memory_order_relaxed);
@@ -985,7 +1001,8 @@ static void dispatch(gw_conn *c)
 	fl_list_insert_tail(&gw->waiters, &c->wait_link);
 	uv_timer_stop(&c->timer);
 	{
-		uint64_t t = fn->queue_timeout_ms < fn->timeout_ms ? fn->queue_timeout_ms : fn->timeout_ms;
+		uint64_t t =
+		    fn->queue_timeout_ms < fn->timeout_ms ? fn->queue_timeout_ms : fn->timeout_ms;
 		timer_start(&c->timer, t ? t : 1);
 	}
 	gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
@@ -1079,7 +1096,8 @@ static void start_request(gw_conn *c)
 	}
 	if (x->fn->max_body && (c->req.flags & F_CONTENT_LENGTH) &&
 	    c->req.content_length > x->fn->max_body) {
-		respond_error(c, 413, 1, "request body of %llu bytes is over the limit of %llu for %s",
+		respond_error(c, 413, 1,
+			      "request body of %llu bytes is over the limit of %llu for %s",
 			      (unsigned long long)c->req.content_length,
 			      (unsigned long long)x->fn->max_body, x->fn->name);
 		return;
@@ -1238,7 +1256,8 @@ static void finish(gw_conn *c)
 	}
 	keep = x->keepalive && !gw->draining;
 	if (x->up) {
-		fl_up_release(x->up, x->req_done && !x->up_nokeep && llhttp_should_keep_alive(&c->resp));
+		fl_up_release(x->up,
+			      x->req_done && !x->up_nokeep && llhttp_should_keep_alive(&c->resp));
 		x->up = NULL;
 	}
 	if (x->inst) {
@@ -1279,15 +1298,17 @@ static void on_timer(uv_timer_t *t)
 		return;
 	case C_WAIT:
 		unhold(c);
-		respond_error(c, 503, 0, "no instance of %s became ready within %llu ms", x->fn->name,
+		respond_error(c, 503, 0, "no instance of %s became ready within %llu ms",
+			      x->fn->name,
 			      (unsigned long long)(x->fn->queue_timeout_ms < x->fn->timeout_ms
-							   ? x->fn->queue_timeout_ms
-							   : x->fn->timeout_ms));
+						       ? x->fn->queue_timeout_ms
+						       : x->fn->timeout_ms));
 		return;
 	case C_FORWARD: {
 		char msg[200];
-		snprintf(msg, sizeof(msg), "function %s did not answer within %llu ms (limits.timeout)",
-			 x->fn->name, (unsigned long long)x->fn->timeout_ms);
+		snprintf(msg, sizeof(msg),
+			 "function %s did not answer within %llu ms (limits.timeout)", x->fn->name,
+			 (unsigned long long)x->fn->timeout_ms);
 		fail_upstream(c, 504, msg);
 		return;
 	}

@@ -28,12 +28,12 @@ enum fl_spawn_event_type {
 
 struct fl_spawn_event {
 	enum fl_spawn_event_type type;
-	uint64_t id;  /* the caller's id from fl_spawner_spawn() */
+	uint64_t id; /* the caller's id from fl_spawner_spawn() */
 	pid_t pid;
-	int out_fd;   /* STARTED: read end of the child's stdout, O_NONBLOCK|O_CLOEXEC; caller owns */
-	int err_fd;   /* STARTED: read end of the child's stderr, likewise; caller owns */
-	int status;   /* EXITED */
-	char msg[256];/* FAILED: one sentence, e.g. "exec gunicorn: No such file or directory" */
+	int out_fd; /* STARTED: read end of the child's stdout, O_NONBLOCK|O_CLOEXEC; caller owns */
+	int err_fd; /* STARTED: read end of the child's stderr, likewise; caller owns */
+	int status; /* EXITED */
+	char msg[256]; /* FAILED: one sentence, e.g. "exec gunicorn: No such file or directory" */
 };
 
 /* Forks the spawner. Must be called before any thread is created. run_dir is a
