@@ -40,7 +40,7 @@ LLHTTP_OBJ := llhttp/llhttp.o llhttp/api.o llhttp/http.o
 ALL_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(CLI_OBJ) $(MAIN_OBJ) $(LLHTTP_OBJ))
 LIB_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ))
 
-UNIT_TESTS := test_util test_router test_spec test_snapshot test_yaml test_sha256 \
+UNIT_TESTS := test_util test_router test_spec test_snapshot test_autoscaler test_yaml test_sha256 \
               test_spawner test_registry test_logstore test_httpd test_listen test_blobs
 UNIT_BIN := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 static double window_avg(const struct fl_as_state *st, int n)
 {
@@ -42,6 +43,14 @@ uint32_t fl_autoscale(struct fl_as_state *st, const struct fl_as_input *in, char
 		st->last_active_ms = in->now_ms;
 	st->last_requests = in->requests;
 
+	if (in->load == 0 && in->now_ms - st->last_active_ms >= in->idle_timeout_ms &&
+	    in->now_ms >= st->panic_until_ms) {
+		/* No work at all for idle_timeout: whatever the window remembers is
+		 * history, so it must not keep an instance alive (or bring one back). */
+		memset(st->samples, 0, sizeof(st->samples));
+		st->count = 0;
+		st->next = 0;
+	}
 	stable = window_avg(st, FL_AS_STABLE_SAMPLES);
 	panic = window_avg(st, FL_AS_PANIC_SAMPLES);
 	want = (uint32_t)ceil(stable / target - 1e-9);

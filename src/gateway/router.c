@@ -58,8 +58,11 @@ enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char 
 	/* absolute-form: take the authority as the host, the rest as the path. */
 	if (url_len > 7 && strncasecmp(url, "http://", 7) == 0) {
 		const char *a = url + 7;
-		const char *slash = memchr(a, '/', url_len - 7);
-		size_t alen = slash ? (size_t)(slash - a) : url_len - 7;
+		size_t alen = 0;
+		const char *slash;
+		while (alen < url_len - 7 && a[alen] != '/' && a[alen] != '?')
+			alen++;
+		slash = alen < url_len - 7 ? a + alen : NULL;
 		host = a;
 		host_len = alen;
 		url = slash ? slash : "/";

@@ -73,9 +73,9 @@ static void test_path_routing(void **state)
 static void test_bad_names(void **state)
 {
 	static const char *bad[] = {
-	    "/function/",        "/function/?x=1",  "/function//x",     "/function/UPPER",
-	    "/function/Hello/x", "/function/-x",    "/function/x-",     "/function/a_b",
-	    "/function/a.b",     "/function/%41",   "/function/h\xc3\xa9llo",
+	    "/function/",	 "/function/?x=1", "/function//x",	     "/function/UPPER",
+	    "/function/Hello/x", "/function/-x",   "/function/x-",	     "/function/a_b",
+	    "/function/a.b",	 "/function/%41",  "/function/h\xc3\xa9llo",
 	};
 	char long_name[200];
 	size_t i;
@@ -100,8 +100,8 @@ static void test_bad_names(void **state)
 }
 
 /* Asserts a Host-routed function result. */
-static void expect_host_fn(const char *url, const char *host, const char *name,
-			   const char *target, int slash)
+static void expect_host_fn(const char *url, const char *host, const char *name, const char *target,
+			   int slash)
 {
 	if (route(url, host, "localhost") != FL_ROUTE_FUNCTION)
 		fail_msg("%s with Host %s: kind %d, want a function", url, host, r.kind);
@@ -131,10 +131,9 @@ static void test_host_routing(void **state)
 
 	/* The domain alone, nested labels, bad labels and other domains are not functions. */
 	static const char *not_fn[] = {
-	    "localhost",         "localhost:8080",  ".localhost",     "a.b.localhost",
-	    "-x.localhost",      "x-.localhost",    "a_b.localhost",  "api.localhostx",
-	    "api.xlocalhost",    "apilocalhost",    "api.example.com", "[::1]:8080",
-	    "127.0.0.1:8080",    ":8080",
+	    "localhost",       "localhost:8080", ".localhost",	   "a.b.localhost",  "-x.localhost",
+	    "x-.localhost",    "a_b.localhost",	 "api.localhostx", "api.xlocalhost", "apilocalhost",
+	    "api.example.com", "[::1]:8080",	 "127.0.0.1:8080", ":8080",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(not_fn) / sizeof(not_fn[0]); i++)
@@ -178,8 +177,7 @@ static void test_path_wins_over_host(void **state)
 	expect_counted("target", r.target, r.target_len, "/x");
 	expect_counted("prefix", r.prefix, r.prefix_len, "/function/other");
 	/* A bad path name is reported, not silently sent to the Host's function. */
-	assert_int_equal(route("/function/BAD", "api.localhost", "localhost"),
-			 FL_ROUTE_BADNAME);
+	assert_int_equal(route("/function/BAD", "api.localhost", "localhost"), FL_ROUTE_BADNAME);
 }
 
 static void test_gateway_paths(void **state)
@@ -239,8 +237,8 @@ static void test_absolute_form(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_path_routing),      cmocka_unit_test(test_bad_names),
-	    cmocka_unit_test(test_host_routing),      cmocka_unit_test(test_host_routing_off),
+	    cmocka_unit_test(test_path_routing),	cmocka_unit_test(test_bad_names),
+	    cmocka_unit_test(test_host_routing),	cmocka_unit_test(test_host_routing_off),
 	    cmocka_unit_test(test_path_wins_over_host), cmocka_unit_test(test_gateway_paths),
 	    cmocka_unit_test(test_absolute_form),
 	};

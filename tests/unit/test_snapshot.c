@@ -1,0 +1,470 @@
+/* test_snapshot.c -- unit tests for the routing snapshot (src/gateway/snapshot.c) and the
+ * instance picker (src/gateway/dispatcher.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+
+#include "gateway/snapshot.c"
+#include "gateway/dispatcher.c"
+
+/* dispatcher.c wakes the gateway threads through gateway.c; here we only count. */
+static atomic_int kicks;
+
+void fl_gateway_kick(void)
+{
+	kicks++;
+}
+
+/* A function with n instances of the given cap, ports 9000.., owned by the caller
+ * (free it with a snapshot, or with free_fn). */
+static fl_route_fn *make_fn(const char *name, int n, uint32_t cap)
+{
+	fl_route_fn *fn = fl_route_fn_new(name);
+	int k;
+
+	fn->stats = fl_fnstats_new();
+	fn->concurrency = cap;
+	fn->ninst = n;
+	fn->inst = n ? fl_xcalloc((size_t)n, sizeof(*fn->inst)) : NULL;
+	for (k = 0; k < n; k++)
+		fn->inst[k] = fl_inst_new((uint64_t)k + 1, 9000 + k, cap);
+	return fn;
+}
+
+static void free_fn(fl_route_fn *fn)
+{
+	route_fn_free(fn);
+}
+
+static int inflight(const fl_inst *i)
+{
+	return atomic_load(&i->inflight);
+}
+
+static void test_find(void **state)
+{
+	fl_snapshot *s = fl_snapshot_new(7);
+	fl_route_fn *f;
+	const char *url = "hello/rest";
+
+	fl_snapshot_add_fn(s, make_fn("hello-c", 0, 0));
+	fl_snapshot_add_fn(s, make_fn("zeta", 0, 0));
+	fl_snapshot_add_fn(s, make_fn("hello", 0, 0));
+	fl_snapshot_add_fn(s, make_fn("api", 0, 0));
+	fl_snapshot_seal(s);
+	assert_int_equal(s->gen, 7);
+	assert_int_equal(s->nfn, 4);
+	assert_string_equal(s->fns[0]->name, "api");
+	assert_string_equal(s->fns[1]->name, "hello");
+	assert_string_equal(s->fns[2]->name, "hello-c");
+	assert_string_equal(s->fns[3]->name, "zeta");
+
+	f = fl_snapshot_find(s, "hello-c", 7);
+	assert_non_null(f);
+	assert_string_equal(f->name, "hello-c");
+	/* Counted: the first 5 bytes of "hello-c" name "hello". */
+	f = fl_snapshot_find(s, "hello-c", 5);
+	assert_non_null(f);
+	assert_string_equal(f->name, "hello");
+	f = fl_snapshot_find(s, url, 5);
+	assert_non_null(f);
+	assert_string_equal(f->name, "hello");
+	f = fl_snapshot_find(s, "api", 3);
+	assert_non_null(f);
+	assert_string_equal(f->name, "api");
+	f = fl_snapshot_find(s, "zeta", 4);
+	assert_non_null(f);
+	assert_string_equal(f->name, "zeta");
+
+	assert_null(fl_snapshot_find(s, "hell", 4));
+	assert_null(fl_snapshot_find(s, "hello-", 6));
+	assert_null(fl_snapshot_find(s, "hello-cc", 8));
+	assert_null(fl_snapshot_find(s, "ap", 2));
+	assert_null(fl_snapshot_find(s, "apis", 4));
+	assert_null(fl_snapshot_find(s, "aaa", 3));
+	assert_null(fl_snapshot_find(s, "zzz", 3));
+	assert_null(fl_snapshot_find(s, "", 0));
+	assert_null(fl_snapshot_find(NULL, "api", 3));
+	fl_snapshot_unref(s);
+
+	/* An empty snapshot finds nothing. */
+	s = fl_snapshot_new(1);
+	fl_snapshot_seal(s);
+	assert_null(fl_snapshot_find(s, "api", 3));
+	fl_snapshot_unref(s);
+}
+
+/* Many names added in a scrambled order are all found, and near misses are not. */
+static void test_find_many(void **state)
+{
+	fl_snapshot *s = fl_snapshot_new(1);
+	char name[32];
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "fn-%d", (i * 337) % 500);
+		fl_snapshot_add_fn(s, make_fn(name, 0, 0));
+	}
+	fl_snapshot_seal(s);
+	for (i = 1; i < s->nfn; i++)
+		assert_true(strcmp(s->fns[i - 1]->name, s->fns[i]->name) < 0);
+	for (i = 0; i < 500; i++) {
+		fl_route_fn *f;
+		int n = snprintf(name, sizeof(name), "fn-%d", i);
+		f = fl_snapshot_find(s, name, (size_t)n);
+		if (f == NULL || strcmp(f->name, name) != 0)
+			fail_msg("%s not found", name);
+		snprintf(name, sizeof(name), "fn-%dx", i);
+		if (fl_snapshot_find(s, name, strlen(name)) != NULL)
+			fail_msg("%s found", name);
+	}
+	fl_snapshot_unref(s);
+}
+
+static void test_refcounts(void **state)
+{
+	fl_snapshot *a, *b, *got;
+	fl_route_fn *fa, *fb;
+	fl_inst *shared;
+	fl_fnstats *stats;
+
+	assert_null(fl_snapshot_acquire());
+
+	/* Generation 1: one function with one instance. */
+	a = fl_snapshot_new(1);
+	fa = make_fn("api", 1, 0);
+	fl_snapshot_add_fn(a, fa);
+	fl_snapshot_seal(a);
+	shared = fa->inst[0];
+	stats = fa->stats;
+
+	fl_snapshot_publish(a); /* takes our reference */
+	got = fl_snapshot_acquire();
+	assert_ptr_equal(got, a);
+	assert_int_equal(atomic_load(&a->refs), 2);
+
+	/* Generation 2 keeps the same instance and counters alive by reference. */
+	b = fl_snapshot_new(2);
+	fb = fl_route_fn_new("api");
+	fb->stats = stats;
+	fl_fnstats_ref(stats);
+	fb->ninst = 1;
+	fb->inst = fl_xcalloc(1, sizeof(*fb->inst));
+	fb->inst[0] = shared;
+	fl_inst_ref(shared);
+	fl_snapshot_add_fn(b, fb);
+	fl_snapshot_seal(b);
+	assert_int_equal(atomic_load(&shared->refs), 2);
+	assert_int_equal(atomic_load(&stats->refs), 2);
+
+	fl_snapshot_publish(b);
+	/* The old snapshot lives on for its user, the current one is the new one. */
+	assert_int_equal(atomic_load(&a->refs), 1);
+	assert_ptr_equal(fl_snapshot_find(got, "api", 3), fa);
+	fl_snapshot_unref(got); /* frees a */
+	assert_int_equal(atomic_load(&shared->refs), 1);
+	assert_int_equal(atomic_load(&stats->refs), 1);
+	assert_int_equal(shared->port, 9000);
+	assert_int_equal(ntohs(shared->addr.sin_port), 9000);
+	assert_int_equal(ntohl(shared->addr.sin_addr.s_addr), INADDR_LOOPBACK);
+
+	got = fl_snapshot_acquire();
+	assert_ptr_equal(got, b);
+	assert_int_equal(got->gen, 2);
+	assert_int_equal(atomic_load(&b->refs), 2);
+	fl_snapshot_unref(got);
+	assert_int_equal(atomic_load(&b->refs), 1);
+
+	/* Publishing nothing drops the last reference: the sanitizer build checks
+	 * that everything was freed. */
+	fl_snapshot_publish(NULL);
+	assert_null(fl_snapshot_acquire());
+
+	/* NULL is accepted by every unref. */
+	fl_snapshot_unref(NULL);
+	fl_inst_unref(NULL);
+	fl_fnstats_unref(NULL);
+}
+
+static void test_hist(void **state)
+{
+	fl_hist h;
+	uint64_t total = 0, sum = 0;
+	int i;
+
+	memset(&h, 0, sizeof(h));
+	fl_hist_observe(&h, 0);
+	assert_int_equal(atomic_load(&h.count[0]), 1);
+	/* Each bound belongs to its own bucket ("le"), one microsecond more to the next. */
+	for (i = 0; i < FL_HIST_BUCKETS; i++) {
+		uint64_t us = (uint64_t)llround(fl_hist_bounds[i] * 1e6);
+		memset(&h, 0, sizeof(h));
+		fl_hist_observe(&h, us);
+		if (atomic_load(&h.count[i]) != 1)
+			fail_msg("%llu us not in bucket %d (le %g)", (unsigned long long)us, i,
+				 fl_hist_bounds[i]);
+		fl_hist_observe(&h, us + 1);
+		if (atomic_load(&h.count[i + 1]) != 1)
+			fail_msg("%llu us not in bucket %d", (unsigned long long)us + 1, i + 1);
+		assert_int_equal(atomic_load(&h.sum_us), 2 * us + 1);
+	}
+	/* Far past the last bound: +Inf. */
+	memset(&h, 0, sizeof(h));
+	fl_hist_observe(&h, 3600ull * 1000000);
+	assert_int_equal(atomic_load(&h.count[FL_HIST_BUCKETS]), 1);
+
+	memset(&h, 0, sizeof(h));
+	fl_hist_observe(&h, 700);   /* 0.7 ms -> le 0.001 */
+	fl_hist_observe(&h, 30000); /* 30 ms -> le 0.05 */
+	fl_hist_observe(&h, 30000);
+	fl_hist_observe(&h, 2000000); /* 2 s -> le 2.5 */
+	assert_int_equal(atomic_load(&h.count[1]), 1);
+	assert_int_equal(atomic_load(&h.count[6]), 2);
+	assert_int_equal(atomic_load(&h.count[11]), 1);
+	for (i = 0; i <= FL_HIST_BUCKETS; i++)
+		total += atomic_load(&h.count[i]);
+	sum = atomic_load(&h.sum_us);
+	assert_int_equal(total, 4);
+	assert_int_equal(sum, 700 + 30000 + 30000 + 2000000);
+
+	/* The bounds are increasing, as Prometheus requires. */
+	for (i = 1; i < FL_HIST_BUCKETS; i++)
+		assert_true(fl_hist_bounds[i] > fl_hist_bounds[i - 1]);
+}
+
+static void test_pick_least_loaded(void **state)
+{
+	fl_route_fn *fn = make_fn("api", 3, 0);
+	fl_inst *p;
+
+	atomic_store(&fn->inst[0]->inflight, 2);
+	atomic_store(&fn->inst[1]->inflight, 0);
+	atomic_store(&fn->inst[2]->inflight, 1);
+	p = fl_dispatch_pick(fn);
+	assert_ptr_equal(p, fn->inst[1]);
+	assert_int_equal(inflight(fn->inst[1]), 1);
+	assert_int_equal(atomic_load(&fn->stats->inflight), 1);
+
+	/* Now 2,1,1: the first of the least loaded. */
+	p = fl_dispatch_pick(fn);
+	assert_ptr_equal(p, fn->inst[1]);
+	p = fl_dispatch_pick(fn);
+	assert_ptr_equal(p, fn->inst[2]);
+	/* 2,2,2 -> first again; no cap, so picks never run out. */
+	p = fl_dispatch_pick(fn);
+	assert_ptr_equal(p, fn->inst[0]);
+	for (int i = 0; i < 100; i++)
+		assert_non_null(fl_dispatch_pick(fn));
+	assert_int_equal(atomic_load(&fn->stats->inflight), 104);
+	/* Spread evenly: 3 + 2 + 2 + 100 = 107 over 3. */
+	assert_true(inflight(fn->inst[0]) >= 35 && inflight(fn->inst[0]) <= 36);
+	assert_true(inflight(fn->inst[1]) >= 35 && inflight(fn->inst[1]) <= 36);
+	assert_true(inflight(fn->inst[2]) >= 35 && inflight(fn->inst[2]) <= 36);
+	free_fn(fn);
+
+	/* No instances at all: nothing to pick. */
+	fn = make_fn("none", 0, 0);
+	assert_null(fl_dispatch_pick(fn));
+	assert_int_equal(atomic_load(&fn->stats->inflight), 0);
+	free_fn(fn);
+}
+
+static void test_pick_cap(void **state)
+{
+	fl_route_fn *fn = make_fn("api", 2, 2);
+	fl_inst *got[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		got[i] = fl_dispatch_pick(fn);
+		assert_non_null(got[i]);
+	}
+	/* Least loaded first, so the two instances alternate. */
+	assert_ptr_equal(got[0], fn->inst[0]);
+	assert_ptr_equal(got[1], fn->inst[1]);
+	assert_ptr_equal(got[2], fn->inst[0]);
+	assert_ptr_equal(got[3], fn->inst[1]);
+	assert_null(fl_dispatch_pick(fn));
+	assert_int_equal(inflight(fn->inst[0]), 2);
+	assert_int_equal(inflight(fn->inst[1]), 2);
+	assert_int_equal(atomic_load(&fn->stats->inflight), 4);
+
+	/* Freeing room with nobody held: no need to retry anything. */
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[1]), 0);
+	assert_int_equal(inflight(fn->inst[1]), 1);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[1]);
+	assert_null(fl_dispatch_pick(fn));
+
+	/* With requests held, only a release at the cap says "retry". */
+	atomic_store(&fn->stats->queued, 1);
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[0]), 1); /* 2 -> 1: room appeared */
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[0]), 0); /* 1 -> 0: there was room */
+	assert_int_equal(inflight(fn->inst[0]), 0);
+
+	/* fl_dispatch_release kicks the gateways exactly when put says so. */
+	kicks = 0;
+	fl_dispatch_release(fn, fn->inst[1]); /* 2 -> 1 with one held */
+	assert_int_equal(kicks, 1);
+	fl_dispatch_release(fn, fn->inst[1]); /* 1 -> 0 */
+	assert_int_equal(kicks, 1);
+	atomic_store(&fn->stats->queued, 0);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[0]);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[1]);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[0]);
+	fl_dispatch_release(fn, fn->inst[0]); /* at the cap, but nobody held */
+	assert_int_equal(kicks, 1);
+	fl_dispatch_release(fn, fn->inst[0]);
+	fl_dispatch_release(fn, fn->inst[1]);
+	assert_int_equal(atomic_load(&fn->stats->inflight), 0);
+	free_fn(fn);
+
+	/* An instance without a cap never asks for a retry: nothing waits on it. */
+	fn = make_fn("nocap", 1, 0);
+	atomic_store(&fn->stats->queued, 3);
+	assert_non_null(fl_dispatch_pick(fn));
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[0]), 0);
+	free_fn(fn);
+}
+
+static void test_pick_skips_gone(void **state)
+{
+	fl_route_fn *fn = make_fn("api", 3, 1);
+
+	atomic_store(&fn->inst[0]->gone, 1);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[1]);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[2]);
+	/* The gone one has room but must get nothing. */
+	assert_null(fl_dispatch_pick(fn));
+	assert_int_equal(inflight(fn->inst[0]), 0);
+
+	/* A request already on an instance that went away still ends normally. */
+	atomic_store(&fn->inst[2]->gone, 1);
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[2]), 0);
+	assert_int_equal(inflight(fn->inst[2]), 0);
+	assert_null(fl_dispatch_pick(fn));
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[1]), 0);
+	assert_ptr_equal(fl_dispatch_pick(fn), fn->inst[1]);
+	assert_int_equal(fl_dispatch_put(fn, fn->inst[1]), 0);
+
+	/* All gone: nothing. */
+	atomic_store(&fn->inst[1]->gone, 1);
+	assert_null(fl_dispatch_pick(fn));
+	assert_int_equal(atomic_load(&fn->stats->inflight), 0);
+	free_fn(fn);
+}
+
+/* The concurrency stress test: threads each hold up to two requests at a time
+ * on instances with cap 3, so demand (8) exceeds room (6) and the cap is
+ * contested on every pick. */
+#define STRESS_THREADS 4
+#define STRESS_ITERS   100000
+#define STRESS_CAP     3
+
+struct stress {
+	fl_route_fn *fn;
+	atomic_int over; /* times any thread saw inflight above the cap */
+	atomic_long picks, misses;
+	pthread_barrier_t start; /* so the threads really overlap */
+};
+
+static void check_cap(struct stress *st, fl_inst *i)
+{
+	if (atomic_load(&i->inflight) > STRESS_CAP)
+		atomic_fetch_add(&st->over, 1);
+}
+
+static void *stress_thread(void *arg)
+{
+	struct stress *st = arg;
+	long picks = 0, misses = 0;
+	int n;
+
+	pthread_barrier_wait(&st->start);
+	for (n = 0; n < STRESS_ITERS; n++) {
+		fl_inst *a = fl_dispatch_pick(st->fn);
+		fl_inst *b = fl_dispatch_pick(st->fn);
+		if (a) {
+			picks++;
+			check_cap(st, a);
+		} else {
+			misses++;
+		}
+		if ((n & 63) == 0)
+			sched_yield(); /* sometimes give up the CPU while holding room */
+		if (b) {
+			picks++;
+			check_cap(st, b);
+			fl_dispatch_release(st->fn, b);
+		} else {
+			misses++;
+		}
+		if (a)
+			fl_dispatch_release(st->fn, a);
+	}
+	atomic_fetch_add(&st->picks, picks);
+	atomic_fetch_add(&st->misses, misses);
+	return NULL;
+}
+
+static void test_pick_threads(void **state)
+{
+	struct stress st;
+	pthread_t th[STRESS_THREADS];
+	int t;
+
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(pthread_barrier_init(&st.start, NULL, STRESS_THREADS), 0);
+	st.fn = make_fn("api", 2, STRESS_CAP);
+	for (t = 0; t < STRESS_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, stress_thread, &st), 0);
+	for (t = 0; t < STRESS_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+
+	if (atomic_load(&st.over) != 0)
+		fail_msg("in-flight went above the cap %d times", atomic_load(&st.over));
+	assert_int_equal(atomic_load(&st.picks) + atomic_load(&st.misses),
+			 2L * STRESS_THREADS * STRESS_ITERS);
+	assert_true(atomic_load(&st.picks) > 0);
+	assert_int_equal(inflight(st.fn->inst[0]), 0);
+	assert_int_equal(inflight(st.fn->inst[1]), 0);
+	assert_int_equal(atomic_load(&st.fn->stats->inflight), 0);
+	free_fn(st.fn);
+
+	/* One instance, cap 3, four threads: the cap is now always under contention. */
+	pthread_barrier_destroy(&st.start);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(pthread_barrier_init(&st.start, NULL, STRESS_THREADS), 0);
+	st.fn = make_fn("one", 1, STRESS_CAP);
+	for (t = 0; t < STRESS_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, stress_thread, &st), 0);
+	for (t = 0; t < STRESS_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	if (atomic_load(&st.over) != 0)
+		fail_msg("in-flight went above the cap %d times", atomic_load(&st.over));
+	assert_int_equal(inflight(st.fn->inst[0]), 0);
+	assert_int_equal(atomic_load(&st.fn->stats->inflight), 0);
+	free_fn(st.fn);
+	pthread_barrier_destroy(&st.start);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_find),
+	    cmocka_unit_test(test_find_many),
+	    cmocka_unit_test(test_refcounts),
+	    cmocka_unit_test(test_hist),
+	    cmocka_unit_test(test_pick_least_loaded),
+	    cmocka_unit_test(test_pick_cap),
+	    cmocka_unit_test(test_pick_skips_gone),
+	    cmocka_unit_test(test_pick_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
