@@ -24,12 +24,12 @@ LDFLAGS += -fsanitize=address,undefined
 B       := build-san
 endif
 
-LIBS    := -luv -lsqlite3 -ljansson -lyaml -lcurl -lm
+LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm
 
 CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o \
             net/listen.o net/httpd.o
 DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
-            gateway/dispatcher.o gateway/upstream.o proto/http1.o \
+            gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http2.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/autoscaler.o \
             control/logstore.o runtime/spawner.o obs/metrics.o

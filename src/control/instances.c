@@ -124,6 +124,16 @@ void ctl_publish_now(fl_ctl *ctl)
 			r->reason = fl_xstrdup(fn->reason);
 		}
 		r->concurrency = fn->spec->concurrency;
+		r->proto = strcmp(fn->spec->protocol, "grpc") == 0    ? FL_PROTO_GRPC
+			   : strcmp(fn->spec->protocol, "http2") == 0 ? FL_PROTO_HTTP2
+								      : FL_PROTO_HTTP;
+		if (fn->spec->nservices) {
+			int k2;
+			r->services = fl_xcalloc((size_t)fn->spec->nservices, sizeof(char *));
+			for (k2 = 0; k2 < fn->spec->nservices; k2++)
+				r->services[k2] = fl_xstrdup(fn->spec->services[k2]);
+			r->nservices = fn->spec->nservices;
+		}
 		r->timeout_ms = fn->spec->timeout_ms;
 		r->max_body = fn->spec->max_body;
 		r->queue_max = fn->spec->queue_max;

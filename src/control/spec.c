@@ -18,12 +18,14 @@
 
 static const char *const top_fields[] = {"name",    "command", "protocol", "env",
 					 "workdir", "code",    "build",	   "scale",
-					 "limits",  "health",  "queue",	   NULL};
+					 "limits",  "health",  "queue",	   "grpc",
+					 NULL};
 static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
 					   "target", "idle_timeout", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", NULL};
 static const char *const health_fields[] = {"tcp", "path", "startup_timeout", NULL};
 static const char *const queue_fields[] = {"max", "timeout", NULL};
+static const char *const grpc_fields[] = {"services", NULL};
 
 struct ctx {
 	char *err;
@@ -382,6 +384,48 @@ static int parse_health(struct ctx *c, const json_t *j, fl_spec *s)
 	return 0;
 }
 
+/* A gRPC service name as it appears in :path: "pkg.Service". */
+static int valid_service(const char *v)
+{
+	size_t n = strlen(v), i;
+
+	if (n == 0 || n > 200 || v[0] == '.' || v[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.'))
+			return 0;
+	return 1;
+}
+
+static int parse_grpc(struct ctx *c, const json_t *j, fl_spec *s)
+{
+	json_t *o, *a, *v;
+	size_t i;
+	int rc;
+
+	if ((rc = get_object(c, j, "grpc", &o)) < 0 || o == NULL)
+		return rc;
+	if ((rc = check_fields(c, o, "grpc: ", grpc_fields)) < 0)
+		return rc;
+	a = json_object_get(o, "services");
+	if (a == NULL || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 64)
+		return reject(c, "grpc.services: must be a list of at most 64 service names");
+	s->services = fl_xcalloc(json_array_size(a) + 1, sizeof(char *));
+	json_array_foreach(a, i, v)
+	{
+		if (!plain_string(v) || !valid_service(json_string_value(v)))
+			return reject(c,
+				      "grpc.services[%zu]: must be a full service name like "
+				      "\"helloworld.Greeter\" (letters, digits, '_' and '.')",
+				      i);
+		s->services[s->nservices++] = fl_xstrdup(json_string_value(v));
+	}
+	return 0;
+}
+
 static int parse_queue(struct ctx *c, const json_t *j, fl_spec *s)
 {
 	json_t *o;
@@ -439,13 +483,20 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 		goto fail;
 
 	v = member(j, "protocol");
-	if (v && (!plain_string(v) || strcmp(json_string_value(v), "http") != 0)) {
-		rc =
-		    reject(&c, "protocol: only \"http\" is supported for now (\"grpc\", \"http2\", "
-			       "\"thrift\" and \"tcp\" are planned)");
+	if (v && (!plain_string(v) || (strcmp(json_string_value(v), "http") != 0 &&
+				       strcmp(json_string_value(v), "http2") != 0 &&
+				       strcmp(json_string_value(v), "grpc") != 0))) {
+		rc = reject(&c, "protocol: must be \"http\", \"http2\" or \"grpc\" (\"thrift\" "
+				"and \"tcp\" are planned)");
 		goto fail;
 	}
-	s->protocol = fl_xstrdup("http");
+	s->protocol = fl_xstrdup(v ? json_string_value(v) : "http");
+	if ((rc = parse_grpc(&c, j, s)) < 0)
+		goto fail;
+	if (s->nservices && strcmp(s->protocol, "grpc") != 0) {
+		rc = reject(&c, "grpc.services: only a function with protocol \"grpc\" serves gRPC");
+		goto fail;
+	}
 
 	if ((rc = parse_env(&c, j, s)) < 0 || (rc = get_string(&c, j, "workdir", &s->workdir)) < 0)
 		goto fail;
@@ -512,6 +563,12 @@ json_t *fl_spec_to_json(const fl_spec *s)
 		json_object_set_new(j, "code", json_string(s->code));
 	if (s->build)
 		json_object_set_new(j, "build", json_string(s->build));
+	if (s->nservices) {
+		json_t *svcs = json_array();
+		for (int i = 0; i < s->nservices; i++)
+			json_array_append_new(svcs, json_string(s->services[i]));
+		json_object_set_new(j, "grpc", json_pack("{s:o}", "services", svcs));
+	}
 	json_object_set_new(j, "scale",
 			    json_pack("{s:I, s:I, s:I, s:I, s:o}", "min", (json_int_t)s->min, "max",
 				      (json_int_t)s->max, "concurrency", (json_int_t)s->concurrency,
@@ -553,5 +610,6 @@ void fl_spec_free(fl_spec *s)
 	free(s->code);
 	free(s->build);
 	free(s->health_path);
+	free_strv(s->services);
 	free(s);
 }

@@ -17,6 +17,8 @@ typedef struct fl_spec {
 	char **argv; /* NULL-terminated; a string command becomes {"/bin/sh","-c",s} */
 	int argc;
 	char *protocol; /* "http" (later: "grpc", "http2", "thrift", "tcp") */
+	char **services; /* grpc: NULL-terminated service names ("pkg.Service"), or NULL */
+	int nservices;
 	char **env;	/* NULL-terminated "K=V" strings, in spec order */
 	int nenv;
 	char *workdir; /* absolute directory to run in when no code is attached; may be NULL */

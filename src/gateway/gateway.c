@@ -168,13 +168,16 @@ static void on_wake(uv_async_t *a)
 	if (p & GW_WAKE_SNAP) {
 		refresh_snapshot(gw);
 		fl_up_sweep(gw, 0);
+		fl_h2up_sweep(gw, 0);
 	}
 	if (p & (GW_WAKE_SNAP | GW_WAKE_KICK)) {
 		/* Retry held requests in arrival order; a retry may remove itself. */
 		for (l = gw->waiters.next; l != &gw->waiters; l = next) {
+			gw_waiter *w = fl_container_of(l, gw_waiter, link);
 			next = l->next;
-			fl_http1_retry(fl_http1_from_wait(l));
+			w->retry(w);
 		}
+		fl_h2_flush_all(gw);
 	}
 	if (p & (GW_WAKE_DRAIN | GW_WAKE_STOP)) {
 		int force = (p & GW_WAKE_STOP) != 0;
@@ -184,8 +187,10 @@ static void on_wake(uv_async_t *a)
 			next = l->next;
 			fl_http1_drain(fl_http1_from_link(l), force);
 		}
+		fl_h2_flush_all(gw);
 		if (force) {
 			fl_up_sweep(gw, 1);
+			fl_h2up_sweep(gw, 1);
 			uv_close((uv_handle_t *)&gw->wake, NULL);
 		}
 	}
@@ -270,6 +275,8 @@ int fl_gateway_start(const struct fl_gw_opts *o, char *err, size_t errlen)
 		fl_list_init(&gw->waiters);
 		fl_list_init(&gw->conns);
 		fl_list_init(&gw->ups);
+		fl_list_init(&gw->h2ups);
+		fl_list_init(&gw->h2dirty);
 		gw->rbuf = fl_xmalloc(GW_READ_BUF);
 		uv_loop_init(&gw->loop);
 		gw->loop.data = gw;

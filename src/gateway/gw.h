@@ -14,6 +14,7 @@
 #define GW_READ_BUF    (64 * 1024)
 #define GW_WQ_HIGH     (256 * 1024) /* stop reading the other side above this */
 #define GW_MAX_HEADERS 100
+#define GW_H2_WINDOW (256 * 1024) /* per-stream receive window */
 
 enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8 };
 
@@ -38,6 +39,8 @@ typedef struct fl_gw {
 	fl_list waiters; /* gw_conn.wait_link, in arrival order */
 	fl_list conns;	 /* every client connection */
 	fl_list ups;	 /* every upstream connection */
+	fl_list h2ups;   /* every HTTP/2 upstream connection */
+	fl_list h2dirty; /* HTTP/2 sessions with frames to send (see fl_h2_flush_all) */
 	int draining;
 	char *rbuf; /* the thread's read buffer; idle connections hold none */
 	int rbuf_busy;
@@ -47,6 +50,14 @@ typedef struct fl_gw {
 
 typedef struct gw_up gw_up;
 typedef struct gw_conn gw_conn;
+
+/* Something held until an instance has room: a client connection's request or
+ * an HTTP/2 stream. retry() runs when a snapshot arrives or room is freed; it
+ * may take the waiter off the list. */
+typedef struct gw_waiter {
+	fl_list link;
+	void (*retry)(struct gw_waiter *w);
+} gw_waiter;
 
 /* gateway.c */
 gw_snapref *fl_gw__snap_use(fl_gw *gw);
@@ -87,11 +98,30 @@ void fl_up_sweep(fl_gw *gw, int all);
 
 /* proto/http1.c: client connections. */
 void fl_http1_accept(fl_gw *gw, uv_stream_t *server);
-/* Retries a held request (snapshot changed or capacity freed). */
-void fl_http1_retry(gw_conn *c);
-gw_conn *fl_http1_from_wait(fl_list *l);
 /* Closes the connection if it has no request under way (drain), or now (force). */
 void fl_http1_drain(gw_conn *c, int force);
 gw_conn *fl_http1_from_link(fl_list *l);
+/* Closes a client connection now (used by the HTTP/2 codec that took it over). */
+void fl_http1_close(gw_conn *c);
+
+/* proto/http2.c: HTTP/2 on client connections that start with the preface. */
+typedef struct fl_h2 fl_h2;
+/* Does p start like the HTTP/2 client preface? */
+int fl_h2_is_preface(const char *p, size_t n);
+/* Takes over client connection c (writing through tcp); the preface and what
+ * followed it are in p. NULL if the session could not be made. */
+fl_h2 *fl_h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer);
+/* Feeds client bytes; returns 0, or -1 when the connection must close. */
+int fl_h2_on_read(fl_h2 *h, const char *p, size_t n);
+/* The client's write queue went low. */
+void fl_h2_on_drain(fl_h2 *h);
+/* The client connection is closing: ends every stream and frees h. */
+void fl_h2_free(fl_h2 *h);
+/* Drain: send GOAWAY; returns 1 if no stream is under way (close now). */
+int fl_h2_drain(fl_h2 *h);
+/* Sends what every session marked dirty on this thread has to send. */
+void fl_h2_flush_all(fl_gw *gw);
+/* Closes idle HTTP/2 upstream connections of gone instances (or all). */
+void fl_h2up_sweep(fl_gw *gw, int all);
 
 #endif

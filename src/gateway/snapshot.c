@@ -53,8 +53,10 @@ fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency)
 	i->addr.sin_family = AF_INET;
 	i->addr.sin_port = htons((uint16_t)port);
 	i->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (t = 0; t < FL_MAX_THREADS; t++)
+	for (t = 0; t < FL_MAX_THREADS; t++) {
 		fl_list_init(&i->idle[t]);
+		fl_list_init(&i->h2[t]);
+	}
 	return i;
 }
 
@@ -101,10 +103,48 @@ static int cmp_fn(const void *a, const void *b)
 	return strcmp((*(fl_route_fn *const *)a)->name, (*(fl_route_fn *const *)b)->name);
 }
 
+static int cmp_svc(const void *a, const void *b)
+{
+	return strcmp(((const struct fl_svc *)a)->name, ((const struct fl_svc *)b)->name);
+}
+
 void fl_snapshot_seal(fl_snapshot *s)
 {
+	int i, j, n = 0;
+
 	if (s->nfn > 1)
 		qsort(s->fns, (size_t)s->nfn, sizeof(*s->fns), cmp_fn);
+	for (i = 0; i < s->nfn; i++)
+		n += s->fns[i]->nservices;
+	if (n == 0)
+		return;
+	s->svcs = fl_xcalloc((size_t)n, sizeof(*s->svcs));
+	for (i = 0; i < s->nfn; i++)
+		for (j = 0; j < s->fns[i]->nservices; j++) {
+			s->svcs[s->nsvc].name = s->fns[i]->services[j];
+			s->svcs[s->nsvc++].fn = s->fns[i];
+		}
+	qsort(s->svcs, (size_t)s->nsvc, sizeof(*s->svcs), cmp_svc);
+}
+
+fl_route_fn *fl_snapshot_find_service(const fl_snapshot *s, const char *name, size_t len)
+{
+	int lo = 0, hi = s ? s->nsvc - 1 : -1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		const char *n = s->svcs[mid].name;
+		int c = strncmp(n, name, len);
+		if (c == 0 && n[len] != '\0')
+			c = 1;
+		if (c == 0)
+			return s->svcs[mid].fn;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
 }
 
 fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len)
@@ -134,6 +174,9 @@ static void route_fn_free(fl_route_fn *fn)
 	for (i = 0; i < fn->ninst; i++)
 		fl_inst_unref(fn->inst[i]);
 	free(fn->inst);
+	for (i = 0; i < fn->nservices; i++)
+		free(fn->services[i]);
+	free(fn->services);
 	fl_fnstats_unref(fn->stats);
 	free(fn->reason);
 	free(fn->name);
@@ -154,6 +197,7 @@ void fl_snapshot_unref(fl_snapshot *s)
 	for (i = 0; i < s->nfn; i++)
 		route_fn_free(s->fns[i]);
 	free(s->fns);
+	free(s->svcs);
 	free(s);
 }
 

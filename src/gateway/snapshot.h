@@ -72,6 +72,8 @@ typedef struct fl_fnstats {
 	fl_hist latency;		  /* request duration, head to response end */
 	atomic_uint_fast64_t cold_starts; /* instances started (control) */
 	fl_hist cold;			  /* instance spawn -> ready (control) */
+	atomic_uint_fast64_t grpc[17];    /* gRPC answers by grpc-status */
+	fl_hist stream;                   /* HTTP/2 stream duration */
 	atomic_uint_fast64_t held;	  /* requests that waited for room */
 } fl_fnstats;
 
@@ -92,6 +94,7 @@ typedef struct fl_inst {
 	atomic_int failed;	      /* a gateway saw it refuse or reset: control checks */
 	fl_list idle[FL_MAX_THREADS]; /* per gateway thread: idle upstream connections;
 					 each thread touches only its own slot */
+	fl_list h2[FL_MAX_THREADS];   /* per gateway thread: HTTP/2 connections to it */
 } fl_inst;
 
 fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency);
@@ -104,9 +107,19 @@ enum fl_fn_state {
 	FL_FN_FAILING, /* starts keep failing or its build failed: answer 503 with reason */
 };
 
+/* What an instance speaks. */
+enum fl_proto {
+	FL_PROTO_HTTP,  /* HTTP/1.1 */
+	FL_PROTO_HTTP2, /* HTTP/2 without TLS (h2c, prior knowledge) */
+	FL_PROTO_GRPC,  /* gRPC: HTTP/2 with services routed by :path */
+};
+
 /* One function as the gateway sees it in one snapshot. */
 typedef struct fl_route_fn {
 	char *name;
+	enum fl_proto proto;
+	char **services;          /* gRPC services it declares ("pkg.Service"), owned */
+	int nservices;
 	uint64_t version;
 	fl_fnstats *stats;
 	enum fl_fn_state state;
@@ -121,11 +134,18 @@ typedef struct fl_route_fn {
 	int n_starting, n_ready, n_draining; /* for metrics */
 } fl_route_fn;
 
+struct fl_svc {
+	const char *name; /* points into the function's services */
+	fl_route_fn *fn;
+};
+
 typedef struct fl_snapshot {
 	atomic_int refs;
 	uint64_t gen;
 	int nfn;
-	fl_route_fn **fns; /* sorted by name */
+	fl_route_fn **fns;    /* sorted by name */
+	int nsvc;
+	struct fl_svc *svcs;  /* gRPC services, sorted by name (built by seal) */
 } fl_snapshot;
 
 /* Builder API (control thread). fl_snapshot_new returns an empty snapshot with
@@ -138,6 +158,8 @@ void fl_snapshot_seal(fl_snapshot *s);
 
 /* Looks a function up by name (counted string). NULL if absent. */
 fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len);
+/* The function declaring gRPC service name (counted string), or NULL. */
+fl_route_fn *fl_snapshot_find_service(const fl_snapshot *s, const char *name, size_t len);
 
 void fl_snapshot_ref(fl_snapshot *s);
 void fl_snapshot_unref(fl_snapshot *s);

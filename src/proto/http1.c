@@ -71,7 +71,8 @@ struct gw_conn {
 	uv_timer_t timer;
 	fl_gw *gw;
 	fl_list link;
-	fl_list wait_link;
+	gw_waiter wait;
+	fl_h2 *h2; /* set once the client spoke the HTTP/2 preface */
 	llhttp_t req;
 	llhttp_t resp;
 	enum conn_state state;
@@ -91,10 +92,6 @@ static void timer_start(uv_timer_t *t, uint64_t ms);
 static void finish(gw_conn *c);
 static void dispatch(gw_conn *c);
 
-gw_conn *fl_http1_from_wait(fl_list *l)
-{
-	return fl_container_of(l, gw_conn, wait_link);
-}
 
 gw_conn *fl_http1_from_link(fl_list *l)
 {
@@ -926,7 +923,7 @@ static void unhold(gw_conn *c)
 	exch *x = c->x;
 
 	if (c->waiting) {
-		fl_list_remove(&c->wait_link);
+		fl_list_remove(&c->wait.link);
 		c->waiting = 0;
 	}
 	if (x && x->queued) {
@@ -945,23 +942,25 @@ static void dispatch(gw_conn *c)
 
 	/* Always route against the newest snapshot this thread has. */
 	if (x->sref != gw->cur) {
+		/* Move to the newest snapshot; the old one (and x->fn in it) stays
+		 * valid until released below. */
 		gw_snapref *old = x->sref;
 		x->sref = fl_gw__snap_use(gw);
+		fn = fl_snapshot_find(x->sref->snap, x->route.name, x->route.name_len);
+		if (fn && x->queued && fn->stats != x->fn->stats) {
+			atomic_fetch_sub(&x->fn->stats->queued, 1);
+			atomic_fetch_add(&fn->stats->queued, 1);
+		}
+		if (fn == NULL)
+			unhold(c);
+		x->fn = fn;
 		if (old)
 			fl_gw__snap_done(gw, old);
-		fn = fl_snapshot_find(x->sref->snap, x->route.name, x->route.name_len);
 		if (fn == NULL) {
-			unhold(c);
-			x->fn = NULL;
 			respond_error(c, 404, 0, "no function named %.*s", (int)x->route.name_len,
 				      x->route.name);
 			return;
 		}
-		if (x->queued && fn->stats != x->fn->stats) {
-			atomic_fetch_sub(&x->fn->stats->queued, 1);
-			atomic_fetch_add(&fn->stats->queued, 1);
-		}
-		x->fn = fn;
 	}
 	fn = x->fn;
 	if (fn->state == FL_FN_FAILING) {
@@ -998,7 +997,7 @@ static void dispatch(gw_conn *c)
 	x->t_held = fl_now_ns();
 	c->state = C_WAIT;
 	c->waiting = 1;
-	fl_list_insert_tail(&gw->waiters, &c->wait_link);
+	fl_list_insert_tail(&gw->waiters, &c->wait.link);
 	uv_timer_stop(&c->timer);
 	{
 		uint64_t t =
@@ -1008,8 +1007,10 @@ static void dispatch(gw_conn *c)
 	gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
 }
 
-void fl_http1_retry(gw_conn *c)
+static void retry_waiter(gw_waiter *w)
 {
+	gw_conn *c = fl_container_of(w, gw_conn, wait);
+
 	if (c->state == C_WAIT && !c->closing)
 		dispatch(c);
 }
@@ -1237,8 +1238,14 @@ static void client_drain(uv_stream_t *s)
 {
 	gw_conn *c = s->data;
 
-	if (!c->closing)
-		update_reading(c);
+	if (c->closing)
+		return;
+	if (c->h2) {
+		fl_h2_on_drain(c->h2);
+		fl_h2_flush_all(c->gw);
+		return;
+	}
+	update_reading(c);
 }
 
 /* The exchange is over when both the request and the response are. */
@@ -1340,6 +1347,10 @@ static void conn_close(gw_conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	if (c->h2) {
+		fl_h2_free(c->h2);
+		c->h2 = NULL;
+	}
 	if (x) {
 		if (x->up) {
 			fl_up_release(x->up, 0);
@@ -1368,7 +1379,19 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	gw_conn *c = s->data;
 	fl_gw *gw = c->gw;
 
-	if (n > 0 && !c->closing) {
+	if (n > 0 && !c->closing && c->h2 == NULL && c->x == NULL && c->pend == NULL &&
+	    fl_h2_is_preface(buf->base, (size_t)n)) {
+		/* Prior-knowledge HTTP/2: the connection belongs to the HTTP/2 codec. */
+		uv_timer_stop(&c->timer);
+		c->h2 = fl_h2_start(gw, c, (uv_stream_t *)&c->tcp, c->peer);
+		if (c->h2 == NULL)
+			conn_close(c);
+	}
+	if (c->h2 && !c->closing) {
+		if (n < 0 || fl_h2_on_read(c->h2, buf->base, (size_t)n) < 0)
+			conn_close(c);
+		fl_h2_flush_all(gw);
+	} else if (n > 0 && !c->closing) {
 		size_t k;
 		if (c->state == C_HEAD && (c->x == NULL || c->x->t_start == 0))
 			timer_start(&c->timer, gw->opts->header_timeout_ms);
@@ -1441,7 +1464,8 @@ void fl_http1_accept(fl_gw *gw, uv_stream_t *server)
 	uv_timer_init(&gw->loop, &c->timer);
 	c->timer.data = c;
 	c->handles = 2;
-	fl_list_init(&c->wait_link);
+	fl_list_init(&c->wait.link);
+	c->wait.retry = retry_waiter;
 	fl_list_insert_tail(&gw->conns, &c->link);
 	uv_tcp_nodelay(&c->tcp, 1);
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
@@ -1461,10 +1485,20 @@ void fl_http1_accept(fl_gw *gw, uv_stream_t *server)
 	update_reading(c);
 }
 
+void fl_http1_close(gw_conn *c)
+{
+	conn_close(c);
+}
+
 void fl_http1_drain(gw_conn *c, int force)
 {
 	if (c->closing)
 		return;
+	if (c->h2) {
+		if (fl_h2_drain(c->h2) || force)
+			conn_close(c);
+		return;
+	}
 	if (force || (c->state == C_HEAD && (c->x == NULL || c->x->t_start == 0)))
 		conn_close(c);
 	/* Otherwise the exchange finishes and finish() closes (gw->draining). */

@@ -1,0 +1,1246 @@
+/* http2.c -- the gateway's HTTP/2 codec (h2c, prior knowledge) and gRPC
+ * routing: client sessions, HTTP/2 upstream connections to instances, and the
+ * streams between them, with end-to-end flow control.
+ *
+ * nghttp2 runs both sides. Automatic WINDOW_UPDATE is off on both: bytes
+ * received on one side are acknowledged (nghttp2_session_consume) only when
+ * the other side has taken them into a frame, so a slow reader holds at most
+ * a window's worth of data per stream in flint, and stalls its writer. */
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "gateway/dispatcher.h"
+#include "gateway/gw.h"
+#include "gateway/router.h"
+
+#define H2_MAX_HEADERS 128
+#define H2_CONN_WINDOW (4 * 1024 * 1024)
+
+struct hspan {
+	uint32_t no, nl, vo, vl;
+};
+
+typedef struct h2_up h2_up;
+
+/* A session with frames to send, on the thread's list (gw->h2dirty). */
+struct h2_mark {
+	fl_list link;
+	int kind; /* 1: client session, 2: upstream connection */
+	int on;
+};
+
+/* One client stream, and its twin on an upstream connection. */
+typedef struct h2s {
+	gw_waiter wait;
+	fl_h2 *h;
+	int32_t id;
+	fl_list link;           /* h->streams */
+	fl_buf hb;              /* request header names and values */
+	struct hspan hd[H2_MAX_HEADERS];
+	int nh;
+	int i_method, i_path, i_auth, i_ctype, i_timeout;
+	int grpc, waiting, queued, held, cold, closed, started;
+	char id_hex[24];
+	gw_snapref *sref;
+	fl_route_fn *fn;
+	fl_inst *inst;
+	struct fl_route route;
+	char *path;             /* the :path sent upstream */
+	h2_up *up;
+	int32_t up_id;
+	fl_list up_link;        /* up->streams or up->pending */
+	fl_buf req;             /* client -> instance bytes not yet framed */
+	size_t req_off;
+	int req_eof;
+	fl_buf resp;            /* instance -> client bytes not yet framed */
+	size_t resp_off;
+	int resp_eof;
+	fl_buf rh;              /* response header names and values */
+	struct hspan rhd[H2_MAX_HEADERS];
+	int nrh;
+	fl_buf th;              /* trailers */
+	struct hspan thd[H2_MAX_HEADERS];
+	int nth;
+	int resp_submitted, trailers, status, grpc_status;
+	uv_timer_t timer;
+	uint64_t t_start, t_held, cold_ns, deadline_ms;
+} h2s;
+
+struct fl_h2 {
+	fl_gw *gw;
+	gw_conn *conn;
+	uv_stream_t *tcp;
+	nghttp2_session *ns;
+	fl_list streams;
+	struct h2_mark mark;
+	int closing, goaway;
+	const char *peer;
+};
+
+struct h2_up {
+	void (*drain)(uv_stream_t *); /* first: fl_gw__write's drain hook */
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	fl_gw *gw;
+	fl_inst *inst;
+	nghttp2_session *ns;
+	int connected, closing;
+	struct h2_mark mark;
+	uint32_t max_streams, nstreams;
+	fl_list link;           /* inst->h2[gw->idx] */
+	fl_list all;            /* gw->h2ups */
+	fl_list streams;        /* h2s.up_link: submitted */
+	fl_list pending;        /* h2s.up_link: waiting for the connection */
+};
+
+static nghttp2_session_callbacks *srv_cbs, *cli_cbs;
+static nghttp2_option *opts;
+
+static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void st_dispatch(h2s *st);
+static void up_close(h2_up *u, const char *why);
+
+int fl_h2_is_preface(const char *p, size_t n)
+{
+	static const char pre[] = "PRI * HTTP/2.0\r\n";
+
+	return n >= 4 && memcmp(p, pre, n < sizeof(pre) - 1 ? n : sizeof(pre) - 1) == 0;
+}
+
+/* ---- flushing ---- */
+
+/* Marks a session as having frames to send; fl_h2_flush_all sends them once the
+ * current callback chain is over (a session is never flushed from inside its
+ * own callbacks). */
+static void mark_h(fl_h2 *h)
+{
+	if (!h->mark.on && !h->closing) {
+		h->mark.on = 1;
+		fl_list_insert_tail(&h->gw->h2dirty, &h->mark.link);
+	}
+}
+
+static void mark_up(h2_up *u)
+{
+	if (!u->mark.on && !u->closing && u->connected) {
+		u->mark.on = 1;
+		fl_list_insert_tail(&u->gw->h2dirty, &u->mark.link);
+	}
+}
+
+static void unmark(struct h2_mark *m)
+{
+	if (m->on) {
+		fl_list_remove(&m->link);
+		m->on = 0;
+	}
+}
+
+/* Sends what the session has, while the socket takes it; 0 or -1 (close). */
+static int send_session(nghttp2_session *ns, uv_stream_t *tcp)
+{
+	while (tcp->write_queue_size < GW_WQ_HIGH) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(ns, &data);
+		uv_buf_t b;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		b = uv_buf_init((char *)data, (unsigned)n);
+		if (fl_gw__write(tcp, &b, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void fl_h2_flush_all(fl_gw *gw)
+{
+	while (!fl_list_empty(&gw->h2dirty)) {
+		struct h2_mark *m = fl_container_of(gw->h2dirty.next, struct h2_mark, link);
+		unmark(m);
+		if (m->kind == 1) {
+			fl_h2 *h = fl_container_of(m, fl_h2, mark);
+			if (h->closing)
+				continue;
+			if (send_session(h->ns, h->tcp) < 0 ||
+			    (!nghttp2_session_want_read(h->ns) && !nghttp2_session_want_write(h->ns) &&
+			     h->tcp->write_queue_size == 0))
+				fl_http1_close(h->conn);
+		} else {
+			h2_up *u = fl_container_of(m, h2_up, mark);
+			if (!u->closing && send_session(u->ns, (uv_stream_t *)&u->tcp) < 0)
+				up_close(u, "write failed");
+		}
+	}
+}
+
+/* ---- stream helpers ---- */
+
+static const char *hs(const fl_buf *b, uint32_t off)
+{
+	return b->p + off;
+}
+
+static int add_span(fl_buf *b, struct hspan *sp, int *n, const uint8_t *name, size_t nl,
+		    const uint8_t *value, size_t vl)
+{
+	struct hspan *h;
+
+	if (*n >= H2_MAX_HEADERS)
+		return -1;
+	h = &sp[(*n)++];
+	h->no = (uint32_t)b->len;
+	h->nl = (uint32_t)nl;
+	if (fl_buf_append(b, name, nl) < 0)
+		return -1;
+	h->vo = (uint32_t)b->len;
+	h->vl = (uint32_t)vl;
+	return fl_buf_append(b, value, vl);
+}
+
+static int conn_specific(const char *n, size_t l)
+{
+	return fl_strncaseeq(n, l, "connection") || fl_strncaseeq(n, l, "keep-alive") ||
+	       fl_strncaseeq(n, l, "proxy-connection") || fl_strncaseeq(n, l, "transfer-encoding") ||
+	       fl_strncaseeq(n, l, "upgrade") || fl_strncaseeq(n, l, "host");
+}
+
+static nghttp2_nv mknv(const char *n, size_t nl, const char *v, size_t vl)
+{
+	nghttp2_nv nv;
+
+	nv.name = (uint8_t *)n;
+	nv.namelen = nl;
+	nv.value = (uint8_t *)v;
+	nv.valuelen = vl;
+	nv.flags = NGHTTP2_NV_FLAG_NONE;
+	return nv;
+}
+
+static void st_unhold(h2s *st)
+{
+	if (st->waiting) {
+		fl_list_remove(&st->wait.link);
+		st->waiting = 0;
+	}
+	if (st->queued) {
+		atomic_fetch_sub_explicit(&st->fn->stats->queued, 1, memory_order_relaxed);
+		st->queued = 0;
+	}
+}
+
+static void st_account(h2s *st)
+{
+	fl_fnstats *s;
+	uint64_t us;
+	int code = st->status;
+
+	if (st->fn == NULL || st->started == 2)
+		return;
+	st->started = 2;
+	s = st->fn->stats;
+	us = (fl_now_ns() - st->t_start) / 1000;
+	if (code < 100 || code > 599)
+		code = 0;
+	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->status[code / 100], 1, memory_order_relaxed);
+	if (code)
+		atomic_fetch_add_explicit(&s->codes[code], 1, memory_order_relaxed);
+	if (st->grpc && st->grpc_status >= 0 && st->grpc_status <= 16)
+		atomic_fetch_add_explicit(&s->grpc[st->grpc_status], 1, memory_order_relaxed);
+	fl_hist_observe(&s->latency, us);
+	fl_hist_observe(&s->stream, us);
+}
+
+/* Leaves the upstream stream (cancelling it if it is still open). */
+static void st_detach_up(h2s *st, int cancel)
+{
+	h2_up *u = st->up;
+
+	if (u == NULL)
+		return;
+	fl_list_remove(&st->up_link);
+	if (st->up_id > 0) {
+		nghttp2_session_set_stream_user_data(u->ns, st->up_id, NULL);
+		if (cancel) {
+			nghttp2_submit_rst_stream(u->ns, NGHTTP2_FLAG_NONE, st->up_id, NGHTTP2_CANCEL);
+			mark_up(u);
+		}
+		u->nstreams--;
+	}
+	st->up = NULL;
+	st->up_id = 0;
+	if (st->inst) {
+		fl_dispatch_release(st->fn, st->inst);
+		st->inst = NULL;
+	}
+}
+
+static void st_timer_closed(uv_handle_t *t)
+{
+	h2s *st = t->data;
+
+	fl_buf_free(&st->hb);
+	fl_buf_free(&st->req);
+	fl_buf_free(&st->resp);
+	fl_buf_free(&st->rh);
+	fl_buf_free(&st->th);
+	free(st->path);
+	free(st);
+}
+
+/* The client stream is over: release everything it holds. */
+static void st_free(h2s *st)
+{
+	fl_h2 *h = st->h;
+
+	st_account(st);
+	st_unhold(st);
+	st_detach_up(st, 1);
+	if (st->inst) {
+		fl_dispatch_release(st->fn, st->inst);
+		st->inst = NULL;
+	}
+	if (st->sref) {
+		atomic_fetch_sub(&h->gw->active, 1);
+		fl_gw__snap_done(h->gw, st->sref);
+		st->sref = NULL;
+	}
+	fl_list_remove(&st->link);
+	if (h->ns)
+		nghttp2_session_set_stream_user_data(h->ns, st->id, NULL);
+	uv_timer_stop(&st->timer);
+	uv_close((uv_handle_t *)&st->timer, st_timer_closed);
+}
+
+/* ---- answers to the client ---- */
+
+static ssize_t resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t length,
+			 uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	h2s *st = src->ptr;
+	size_t avail, n;
+
+	(void)user;
+	if (st == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	avail = st->resp.len - st->resp_off;
+	n = avail < length ? avail : length;
+	if (n) {
+		memcpy(buf, st->resp.p + st->resp_off, n);
+		st->resp_off += n;
+		if (st->resp_off == st->resp.len) {
+			fl_buf_reset(&st->resp);
+			st->resp_off = 0;
+		}
+		/* Taken into a frame: the instance may send that much more. */
+		if (st->up && st->up_id > 0) {
+			nghttp2_session_consume(st->up->ns, st->up_id, n);
+			mark_up(st->up);
+		}
+	}
+	if (st->resp.len - st->resp_off == 0) {
+		if (!st->resp_eof)
+			return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->nth) {
+			nghttp2_nv nva[H2_MAX_HEADERS];
+			int i;
+			for (i = 0; i < st->nth; i++)
+				nva[i] = mknv(hs(&st->th, st->thd[i].no), st->thd[i].nl,
+					      hs(&st->th, st->thd[i].vo), st->thd[i].vl);
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			nghttp2_submit_trailer(ns, id, nva, (size_t)st->nth);
+		}
+	}
+	return (ssize_t)n;
+}
+
+/* Percent-encodes a grpc-message (the gRPC spec's rule: outside 0x20-0x7e and '%'). */
+static void grpc_encode(const char *in, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t j = 0;
+
+	for (; *in && j + 4 < outlen; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (ch < 0x20 || ch > 0x7e || ch == '%') {
+			out[j++] = '%';
+			out[j++] = hex[ch >> 4];
+			out[j++] = hex[ch & 15];
+		} else {
+			out[j++] = (char)ch;
+		}
+	}
+	out[j] = '\0';
+}
+
+/* Answers the client from flint: a trailers-only gRPC status for gRPC
+ * requests, a JSON error otherwise. If the response has started, the stream
+ * ends with trailers (gRPC) or is reset. */
+static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, ...)
+{
+	fl_h2 *h = st->h;
+	char msg[512], enc[1024], code[8], hcode[8];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	st_unhold(st);
+	st_detach_up(st, 1);
+	if (st->closed)
+		return;
+	snprintf(code, sizeof(code), "%d", grpc_status);
+	if (st->grpc) {
+		grpc_encode(msg, enc, sizeof(enc));
+		st->grpc_status = grpc_status;
+		if (st->resp_submitted) {
+			/* Data went out already: end it with trailers carrying the status. */
+			fl_buf_reset(&st->th);
+			st->nth = 0;
+			add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-status", 11,
+				 (const uint8_t *)code, strlen(code));
+			add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-message", 12,
+				 (const uint8_t *)enc, strlen(enc));
+			st->resp_eof = 1;
+			nghttp2_session_resume_data(h->ns, st->id);
+		} else {
+			nghttp2_nv nva[5];
+			nva[0] = mknv(":status", 7, "200", 3);
+			nva[1] = mknv("content-type", 12, "application/grpc", 16);
+			nva[2] = mknv("grpc-status", 11, code, strlen(code));
+			nva[3] = mknv("grpc-message", 12, enc, strlen(enc));
+			nva[4] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+			st->status = 200;
+			st->resp_submitted = 1;
+			nghttp2_submit_response(h->ns, st->id, nva, 5, NULL);
+		}
+	} else if (st->resp_submitted) {
+		nghttp2_submit_rst_stream(h->ns, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+	} else {
+		nghttp2_nv nva[4];
+		nghttp2_data_provider prd;
+		size_t i, j;
+		snprintf(hcode, sizeof(hcode), "%d", http_status);
+		fl_buf_reset(&st->resp);
+		fl_buf_puts(&st->resp, "{\"error\": \"");
+		for (i = 0, j = strlen(msg); i < j; i++) {
+			if (msg[i] == '"' || msg[i] == '\\')
+				fl_buf_append(&st->resp, "\\", 1);
+			if ((unsigned char)msg[i] >= 0x20)
+				fl_buf_append(&st->resp, &msg[i], 1);
+		}
+		fl_buf_printf(&st->resp, "\", \"status\": %d, \"request_id\": \"%s\"}\n", http_status,
+			      st->id_hex);
+		st->resp_off = 0;
+		st->resp_eof = 1;
+		st->status = http_status;
+		nva[0] = mknv(":status", 7, hcode, strlen(hcode));
+		nva[1] = mknv("content-type", 12, "application/json", 16);
+		nva[2] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+		prd.source.ptr = st;
+		prd.read_callback = resp_read;
+		st->resp_submitted = 1;
+		nghttp2_submit_response(h->ns, st->id, nva, 3, &prd);
+	}
+	mark_h(h);
+}
+
+/* ---- upstream connections ---- */
+
+static void up_handle_closed(uv_handle_t *hd)
+{
+	h2_up *u = hd->data;
+
+	fl_inst_unref(u->inst);
+	free(u);
+}
+
+static void up_close(h2_up *u, const char *why)
+{
+	fl_list *l, *next;
+
+	if (u->closing)
+		return;
+	u->closing = 1;
+	unmark(&u->mark);
+	fl_list_remove(&u->link);
+	fl_list_remove(&u->all);
+	/* Every stream on it fails now, not at its deadline. */
+	for (l = u->pending.next; l != &u->pending; l = next) {
+		h2s *st = fl_container_of(l, h2s, up_link);
+		next = l->next;
+		st_fail(st, 502, 14, "instance i-%llu of %s: %s", (unsigned long long)u->inst->id,
+			st->fn->name, why);
+	}
+	for (l = u->streams.next; l != &u->streams; l = next) {
+		h2s *st = fl_container_of(l, h2s, up_link);
+		next = l->next;
+		st_fail(st, 502, 14, "instance i-%llu of %s: %s", (unsigned long long)u->inst->id,
+			st->fn->name, why);
+	}
+	nghttp2_session_del(u->ns);
+	u->ns = NULL;
+	uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
+}
+
+static void up_drain(uv_stream_t *s)
+{
+	h2_up *u = s->data;
+
+	mark_up(u);
+	fl_h2_flush_all(u->gw);
+}
+
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	h2_up *u = s->data;
+	fl_gw *gw = u->gw;
+
+	if (n > 0 && !u->closing) {
+		ssize_t r = nghttp2_session_mem_recv(u->ns, (const uint8_t *)buf->base, (size_t)n);
+		if (r < 0)
+			up_close(u, nghttp2_strerror((int)r));
+		else
+			mark_up(u);
+	} else if (n < 0 && !u->closing) {
+		up_close(u, n == UV_EOF ? "the instance closed the connection" : uv_strerror((int)n));
+	}
+	if (buf->base == gw->rbuf)
+		gw->rbuf_busy = 0;
+	else
+		free(buf->base);
+	fl_h2_flush_all(gw);
+}
+
+static ssize_t req_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t length,
+			uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	h2s *st = src->ptr;
+	size_t avail, n;
+
+	(void)ns;
+	(void)id;
+	(void)user;
+	if (st == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	avail = st->req.len - st->req_off;
+	n = avail < length ? avail : length;
+	if (n) {
+		memcpy(buf, st->req.p + st->req_off, n);
+		st->req_off += n;
+		if (st->req_off == st->req.len) {
+			fl_buf_reset(&st->req);
+			st->req_off = 0;
+		}
+		nghttp2_session_consume(st->h->ns, st->id, n);
+		mark_h(st->h);
+	}
+	if (st->req.len - st->req_off == 0) {
+		if (!st->req_eof)
+			return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	}
+	return (ssize_t)n;
+}
+
+/* Sends the stream's request head on u. */
+static void st_submit(h2s *st, h2_up *u)
+{
+	nghttp2_nv nva[H2_MAX_HEADERS + 4];
+	nghttp2_data_provider prd;
+	size_t n = 0;
+	int i;
+	char xff[96];
+
+	for (i = 0; i < st->nh && n < H2_MAX_HEADERS; i++) {
+		const char *nm = hs(&st->hb, st->hd[i].no);
+		size_t nl = st->hd[i].nl;
+		if (conn_specific(nm, nl) || fl_strncaseeq(nm, nl, "x-flint-request-id") ||
+		    fl_strncaseeq(nm, nl, "x-forwarded-for"))
+			continue;
+		if (i == st->i_path) {
+			nva[n++] = mknv(":path", 5, st->path, strlen(st->path));
+			continue;
+		}
+		if (fl_strncaseeq(nm, nl, "te") &&
+		    !fl_strncaseeq(hs(&st->hb, st->hd[i].vo), st->hd[i].vl, "trailers"))
+			continue;
+		nva[n++] = mknv(nm, nl, hs(&st->hb, st->hd[i].vo), st->hd[i].vl);
+	}
+	snprintf(xff, sizeof(xff), "%s", st->h->peer);
+	nva[n++] = mknv("x-forwarded-for", 15, xff, strlen(xff));
+	nva[n++] = mknv("x-forwarded-proto", 17, "http", 4);
+	nva[n++] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+	prd.source.ptr = st;
+	prd.read_callback = req_read;
+	st->up_id = nghttp2_submit_request(u->ns, NULL, nva, n,
+					   (st->req_eof && st->req.len == st->req_off) ? NULL : &prd,
+					   st);
+	if (st->up_id < 0) {
+		int err = st->up_id;
+		st->up_id = 0;
+		st_fail(st, 502, 14, "cannot open a stream to the instance: %s", nghttp2_strerror(err));
+		return;
+	}
+	u->nstreams++;
+	fl_list_insert_tail(&u->streams, &st->up_link);
+	mark_up(u);
+}
+
+static void up_connected(uv_connect_t *req, int status)
+{
+	h2_up *u = req->data;
+	nghttp2_settings_entry iv[2] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, GW_H2_WINDOW},
+					{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+	fl_list *l, *next;
+
+	if (u->closing)
+		return;
+	if (status < 0) {
+		/* Connection refused: the instance is gone. Its streams try again. */
+		atomic_store(&u->inst->failed, 1);
+		atomic_store(&u->inst->gone, 1);
+		for (l = u->pending.next; l != &u->pending; l = next) {
+			h2s *st = fl_container_of(l, h2s, up_link);
+			next = l->next;
+			fl_list_remove(&st->up_link);
+			st->up = NULL;
+			if (st->inst) {
+				fl_dispatch_release(st->fn, st->inst);
+				st->inst = NULL;
+			}
+			st_dispatch(st);
+		}
+		up_close(u, uv_strerror(status));
+		fl_h2_flush_all(u->gw);
+		return;
+	}
+	u->connected = 1;
+	uv_tcp_nodelay(&u->tcp, 1);
+	nghttp2_submit_settings(u->ns, NGHTTP2_FLAG_NONE, iv, 2);
+	nghttp2_session_set_local_window_size(u->ns, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+	uv_read_start((uv_stream_t *)&u->tcp, fl_gw__alloc, up_read);
+	for (l = u->pending.next; l != &u->pending; l = next) {
+		h2s *st = fl_container_of(l, h2s, up_link);
+		next = l->next;
+		fl_list_remove(&st->up_link);
+		st_submit(st, u);
+	}
+	mark_up(u);
+	fl_h2_flush_all(u->gw);
+}
+
+/* An HTTP/2 connection to inst with a free stream, or a new one. */
+static h2_up *up_get(fl_gw *gw, fl_inst *inst)
+{
+	fl_list *head = &inst->h2[gw->idx], *l;
+	h2_up *u;
+
+	for (l = head->next; l != head; l = l->next) {
+		u = fl_container_of(l, h2_up, link);
+		if (!u->closing && u->nstreams + 0u < u->max_streams)
+			return u;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return NULL;
+	u->drain = up_drain;
+	u->gw = gw;
+	u->inst = inst;
+	fl_inst_ref(inst);
+	u->max_streams = 100;
+	fl_list_init(&u->streams);
+	fl_list_init(&u->pending);
+	u->mark.kind = 2;
+	if (nghttp2_session_client_new2(&u->ns, cli_cbs, u, opts) != 0) {
+		fl_inst_unref(inst);
+		free(u);
+		return NULL;
+	}
+	fl_list_insert_tail(head, &u->link);
+	fl_list_insert_tail(&gw->h2ups, &u->all);
+	uv_tcp_init(&gw->loop, &u->tcp);
+	u->tcp.data = u;
+	u->creq.data = u;
+	if (uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr, up_connected) <
+	    0) {
+		up_close(u, "cannot connect");
+		return NULL;
+	}
+	return u;
+}
+
+void fl_h2up_sweep(fl_gw *gw, int all)
+{
+	fl_list *l, *next;
+
+	for (l = gw->h2ups.next; l != &gw->h2ups; l = next) {
+		h2_up *u = fl_container_of(l, h2_up, all);
+		next = l->next;
+		if (all || (atomic_load(&u->inst->gone) && u->nstreams == 0 &&
+			    fl_list_empty(&u->pending)))
+			up_close(u, "flint is closing the connection");
+	}
+}
+
+/* Upstream callbacks. */
+
+static int up_on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t *name,
+			size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, f->hd.stream_id);
+
+	(void)flags;
+	(void)user;
+	if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+		if (nl == 7 && memcmp(name, ":status", 7) == 0)
+			st->status = atoi((const char *)value);
+		if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
+			st->grpc_status = atoi((const char *)value);
+		if (add_span(&st->rh, st->rhd, &st->nrh, name, nl, value, vl) < 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	} else {
+		if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
+			st->grpc_status = atoi((const char *)value);
+		if (add_span(&st->th, st->thd, &st->nth, name, nl, value, vl) < 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
+static void submit_client_response(h2s *st, int end)
+{
+	fl_h2 *h = st->h;
+	nghttp2_nv nva[H2_MAX_HEADERS + 3];
+	nghttp2_data_provider prd;
+	char timing[64];
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < st->nrh && n < H2_MAX_HEADERS; i++) {
+		const char *nm = hs(&st->rh, st->rhd[i].no);
+		if (conn_specific(nm, st->rhd[i].nl) ||
+		    fl_strncaseeq(nm, st->rhd[i].nl, "x-flint-request-id"))
+			continue;
+		nva[n++] = mknv(nm, st->rhd[i].nl, hs(&st->rh, st->rhd[i].vo), st->rhd[i].vl);
+	}
+	nva[n++] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+	if (st->held) {
+		snprintf(timing, sizeof(timing), "%s;dur=%.3f", st->cold ? "cold" : "queue",
+			 (double)st->cold_ns / 1e6);
+		nva[n++] = mknv("server-timing", 13, timing, strlen(timing));
+	}
+	prd.source.ptr = st;
+	prd.read_callback = resp_read;
+	st->resp_submitted = 1;
+	nghttp2_submit_response(h->ns, st->id, nva, n, end ? NULL : &prd);
+	mark_h(h);
+}
+
+static int up_on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *user)
+{
+	h2_up *u = user;
+	h2s *st;
+
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+		uint32_t m = nghttp2_session_get_remote_settings(ns,
+								  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+		u->max_streams = m ? m : 1;
+		return 0;
+	}
+	st = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ns, f->hd.stream_id) : NULL;
+	if (st == NULL || st->closed)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS) {
+		int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+		if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+			if (st->status >= 100 && st->status < 200) {
+				fl_buf_reset(&st->rh); /* interim: the final answer follows */
+				st->nrh = 0;
+				return 0;
+			}
+			if (end)
+				st->resp_eof = 1;
+			submit_client_response(st, end);
+		} else if (end) {
+			st->resp_eof = 1; /* trailers */
+			nghttp2_session_resume_data(st->h->ns, st->id);
+			mark_h(st->h);
+		}
+	} else if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		st->resp_eof = 1;
+		nghttp2_session_resume_data(st->h->ns, st->id);
+		mark_h(st->h);
+	}
+	return 0;
+}
+
+static int up_on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t *data,
+		      size_t len, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
+
+	(void)flags;
+	(void)user;
+	if (st == NULL || st->closed) {
+		nghttp2_session_consume(ns, id, len);
+		return 0;
+	}
+	if (fl_buf_append(&st->resp, data, len) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	nghttp2_session_resume_data(st->h->ns, st->id);
+	mark_h(st->h);
+	return 0;
+}
+
+static int up_on_close(nghttp2_session *ns, int32_t id, uint32_t err, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
+	h2_up *u = user;
+
+	if (st == NULL)
+		return 0;
+	if (err != NGHTTP2_NO_ERROR || !st->resp_submitted) {
+		st_fail(st, 502, 14, "instance i-%llu reset the stream (%s)",
+			(unsigned long long)u->inst->id, nghttp2_http2_strerror(err));
+		return 0;
+	}
+	/* Done upstream; what is buffered still goes to the client. */
+	st->resp_eof = 1;
+	nghttp2_session_resume_data(st->h->ns, st->id);
+	mark_h(st->h);
+	fl_list_remove(&st->up_link);
+	nghttp2_session_set_stream_user_data(ns, id, NULL);
+	u->nstreams--;
+	st->up = NULL;
+	st->up_id = 0;
+	if (st->inst) {
+		fl_dispatch_release(st->fn, st->inst);
+		st->inst = NULL;
+	}
+	return 0;
+}
+
+/* ---- dispatch of a client stream ---- */
+
+static void st_timer(uv_timer_t *t)
+{
+	h2s *st = t->data;
+
+	if (st->waiting)
+		st_fail(st, 503, 14, "no instance of %s became ready within %llu ms", st->fn->name,
+			(unsigned long long)(fl_now_ms() - st->t_start / 1000000));
+	else
+		st_fail(st, 504, 4, "deadline exceeded: %s did not answer within %llu ms",
+			st->fn ? st->fn->name : "the function",
+			(unsigned long long)(st->deadline_ms));
+	fl_h2_flush_all(st->h->gw);
+}
+
+static void st_retry(gw_waiter *w)
+{
+	h2s *st = fl_container_of(w, h2s, wait);
+
+	if (st->waiting)
+		st_dispatch(st);
+}
+
+static void st_dispatch(h2s *st)
+{
+	fl_gw *gw = st->h->gw;
+	fl_route_fn *fn;
+	fl_inst *inst;
+	h2_up *u;
+
+	if (st->sref != gw->cur) {
+		/* Move to the newest snapshot; the old one (and st->fn in it) stays
+		 * valid until released below. */
+		gw_snapref *old = st->sref;
+		st->sref = fl_gw__snap_use(gw);
+		fn = fl_snapshot_find(st->sref->snap, st->fn->name, strlen(st->fn->name));
+		if (fn && st->queued && fn->stats != st->fn->stats) {
+			atomic_fetch_sub(&st->fn->stats->queued, 1);
+			atomic_fetch_add(&fn->stats->queued, 1);
+		}
+		if (fn == NULL) {
+			char name[64];
+			snprintf(name, sizeof(name), "%s", st->fn->name);
+			st_unhold(st);
+			st->fn = NULL;
+			fl_gw__snap_done(gw, old);
+			st_fail(st, 404, 12, "function %s was removed", name);
+			return;
+		}
+		st->fn = fn;
+		fl_gw__snap_done(gw, old);
+	}
+	fn = st->fn;
+	if (fn->state == FL_FN_FAILING) {
+		st_fail(st, 503, 14, "function %s is not available: %s", fn->name,
+			fn->reason ? fn->reason : "its instances fail to start");
+		return;
+	}
+	inst = fl_dispatch_pick(fn);
+	if (inst == NULL) {
+		if (!st->held) {
+			if (atomic_fetch_add(&fn->stats->queued, 1) >= (long)fn->queue_max) {
+				atomic_fetch_sub(&fn->stats->queued, 1);
+				st_fail(st, 503, 8, "function %s is at capacity (queue.max %u)", fn->name,
+					fn->queue_max);
+				return;
+			}
+			atomic_fetch_add(&fn->stats->held, 1);
+			st->queued = st->held = 1;
+			st->cold = fn->ninst == 0;
+			st->t_held = fl_now_ns();
+		}
+		if (!st->waiting) {
+			st->waiting = 1;
+			fl_list_insert_tail(&gw->waiters, &st->wait.link);
+		}
+		gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+		return;
+	}
+	if (st->held)
+		st->cold_ns = fl_now_ns() - st->t_held;
+	st_unhold(st);
+	st->inst = inst;
+	if (fn->proto == FL_PROTO_HTTP) {
+		st_fail(st, 502, 14,
+			"function %s speaks HTTP/1.1; call it with HTTP/1.1 (HTTP/2 to HTTP/1.1 "
+			"translation is not available yet)",
+			fn->name);
+		return;
+	}
+	u = up_get(gw, inst);
+	if (u == NULL) {
+		st_fail(st, 502, 14, "cannot connect to instance i-%llu", (unsigned long long)inst->id);
+		return;
+	}
+	st->up = u;
+	if (u->connected)
+		st_submit(st, u);
+	else
+		fl_list_insert_tail(&u->pending, &st->up_link);
+}
+
+/* grpc-timeout: an integer of at most 8 digits and a unit H M S m u n. */
+static int parse_grpc_timeout(const char *v, size_t n, uint64_t *ms)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	if (n < 2 || n > 9)
+		return -1;
+	for (i = 0; i + 1 < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	switch (v[n - 1]) {
+	case 'H': *ms = x * 3600000; break;
+	case 'M': *ms = x * 60000; break;
+	case 'S': *ms = x * 1000; break;
+	case 'm': *ms = x; break;
+	case 'u': *ms = x / 1000; break;
+	case 'n': *ms = x / 1000000; break;
+	default: return -1;
+	}
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
+}
+
+/* The request head is complete: route and dispatch. */
+static void st_start(h2s *st)
+{
+	fl_h2 *h = st->h;
+	fl_gw *gw = h->gw;
+	const char *path, *auth = NULL;
+	size_t pl, al = 0;
+	fl_route_fn *fn = NULL;
+	uint64_t deadline;
+
+	fl_random_hex(st->id_hex, 8);
+	st->t_start = fl_now_ns();
+	if (st->i_path < 0 || st->i_method < 0) {
+		nghttp2_submit_rst_stream(h->ns, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+		mark_h(h);
+		return;
+	}
+	path = hs(&st->hb, st->hd[st->i_path].vo);
+	pl = st->hd[st->i_path].vl;
+	if (st->i_auth >= 0) {
+		auth = hs(&st->hb, st->hd[st->i_auth].vo);
+		al = st->hd[st->i_auth].vl;
+	}
+	st->grpc = st->i_ctype >= 0 && st->hd[st->i_ctype].vl >= 16 &&
+		   memcmp(hs(&st->hb, st->hd[st->i_ctype].vo), "application/grpc", 16) == 0;
+	st->sref = fl_gw__snap_use(gw);
+	atomic_fetch_add(&gw->active, 1);
+	st->started = 1;
+	if (st->grpc && pl > 1 && path[0] == '/') {
+		const char *slash = memchr(path + 1, '/', pl - 1);
+		if (slash)
+			fn = fl_snapshot_find_service(st->sref->snap, path + 1,
+						      (size_t)(slash - path - 1));
+	}
+	if (fn) {
+		st->path = fl_xstrndup(path, pl);
+	} else {
+		fl_route_request(path, pl, auth, al, gw->opts->domain, &st->route);
+		if (st->route.kind == FL_ROUTE_FUNCTION) {
+			char *nm = fl_xstrndup(st->route.name, st->route.name_len), *p;
+			for (p = nm; *p; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p - 'A' + 'a');
+			fn = fl_snapshot_find(st->sref->snap, nm, strlen(nm));
+			free(nm);
+			if (fn) {
+				fl_buf b = FL_BUF_INIT;
+				if (st->route.target_slash)
+					fl_buf_puts(&b, "/");
+				fl_buf_append(&b, st->route.target, st->route.target_len);
+				st->path = fl_buf_steal(&b);
+			}
+		}
+	}
+	if (fn == NULL) {
+		if (st->grpc) {
+			const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
+			int sl = slash ? (int)(slash - path - 1) : (int)pl;
+			st_fail(st, 404, 12, "unknown service %.*s: no function declares it", sl,
+				path + (pl > 0));
+		} else {
+			st_fail(st, 404, 5, "no function for %.*s", (int)pl, path);
+		}
+		return;
+	}
+	st->fn = fn;
+	deadline = fn->timeout_ms;
+	if (st->i_timeout >= 0) {
+		uint64_t g;
+		if (parse_grpc_timeout(hs(&st->hb, st->hd[st->i_timeout].vo),
+				       st->hd[st->i_timeout].vl, &g) == 0 &&
+		    g < deadline)
+			deadline = g;
+	}
+	st->deadline_ms = deadline;
+	uv_timer_start(&st->timer, st_timer, deadline, 0);
+	st_dispatch(st);
+}
+
+/* ---- client session callbacks ---- */
+
+static int on_begin_headers(nghttp2_session *ns, const nghttp2_frame *f, void *user)
+{
+	fl_h2 *h = user;
+	h2s *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	st->h = h;
+	st->id = f->hd.stream_id;
+	st->i_method = st->i_path = st->i_auth = st->i_ctype = st->i_timeout = -1;
+	st->grpc_status = -1;
+	st->wait.retry = st_retry;
+	fl_list_init(&st->wait.link);
+	fl_list_init(&st->up_link);
+	uv_timer_init(&h->gw->loop, &st->timer);
+	st->timer.data = st;
+	fl_list_insert_tail(&h->streams, &st->link);
+	nghttp2_session_set_stream_user_data(ns, st->id, st);
+	return 0;
+}
+
+static int on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+		     const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, f->hd.stream_id);
+	int i;
+
+	(void)flags;
+	(void)user;
+	if (st == NULL || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	i = st->nh;
+	if (add_span(&st->hb, st->hd, &st->nh, name, nl, value, vl) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (nl == 7 && memcmp(name, ":method", 7) == 0)
+		st->i_method = i;
+	else if (nl == 5 && memcmp(name, ":path", 5) == 0)
+		st->i_path = i;
+	else if (nl == 10 && memcmp(name, ":authority", 10) == 0)
+		st->i_auth = i;
+	else if (nl == 12 && memcmp(name, "content-type", 12) == 0)
+		st->i_ctype = i;
+	else if (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0)
+		st->i_timeout = i;
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *user)
+{
+	h2s *st;
+
+	(void)user;
+	if (f->hd.stream_id == 0)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(ns, f->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
+		if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+			st->req_eof = 1;
+		st_start(st);
+		return 0;
+	}
+	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		st->req_eof = 1;
+		if (st->up && st->up_id > 0) {
+			nghttp2_session_resume_data(st->up->ns, st->up_id);
+			mark_up(st->up);
+		}
+	}
+	return 0;
+}
+
+static int on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t *data,
+		   size_t len, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
+
+	(void)flags;
+	(void)user;
+	if (st == NULL || st->closed) {
+		nghttp2_session_consume(ns, id, len);
+		return 0;
+	}
+	if (fl_buf_append(&st->req, data, len) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (st->up && st->up_id > 0) {
+		nghttp2_session_resume_data(st->up->ns, st->up_id);
+		mark_up(st->up);
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ns, int32_t id, uint32_t err, void *user)
+{
+	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
+
+	(void)err;
+	(void)user;
+	if (st == NULL)
+		return 0;
+	st->closed = 1;
+	st_free(st);
+	return 0;
+}
+
+/* ---- the client session ---- */
+
+static void init_once(void)
+{
+	nghttp2_session_callbacks_new(&srv_cbs);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(srv_cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(srv_cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(srv_cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv_cbs, on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(srv_cbs, on_stream_close);
+	nghttp2_session_callbacks_new(&cli_cbs);
+	nghttp2_session_callbacks_set_on_header_callback(cli_cbs, up_on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cli_cbs, up_on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cli_cbs, up_on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cli_cbs, up_on_close);
+	nghttp2_option_new(&opts);
+	/* Windows open only as the other side takes the bytes (see the top). */
+	nghttp2_option_set_no_auto_window_update(opts, 1);
+}
+
+fl_h2 *fl_h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	nghttp2_settings_entry iv[3] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256},
+					{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, GW_H2_WINDOW},
+					{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+	fl_h2 *h;
+
+	pthread_once(&once, init_once);
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	h->gw = gw;
+	h->conn = c;
+	h->tcp = tcp;
+	h->peer = peer;
+	fl_list_init(&h->streams);
+	h->mark.kind = 1;
+	if (nghttp2_session_server_new2(&h->ns, srv_cbs, h, opts) != 0) {
+		free(h);
+		return NULL;
+	}
+	nghttp2_submit_settings(h->ns, NGHTTP2_FLAG_NONE, iv, 3);
+	nghttp2_session_set_local_window_size(h->ns, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+	mark_h(h);
+	return h;
+}
+
+int fl_h2_on_read(fl_h2 *h, const char *p, size_t n)
+{
+	ssize_t r = nghttp2_session_mem_recv(h->ns, (const uint8_t *)p, n);
+
+	if (r < 0) {
+		fl_debug("h2", "closing a client connection from %s: %s", h->peer,
+			 nghttp2_strerror((int)r));
+		return -1;
+	}
+	mark_h(h);
+	return 0;
+}
+
+void fl_h2_on_drain(fl_h2 *h)
+{
+	mark_h(h);
+}
+
+int fl_h2_drain(fl_h2 *h)
+{
+	if (!h->goaway) {
+		h->goaway = 1;
+		nghttp2_submit_goaway(h->ns, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(h->ns),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		mark_h(h);
+	}
+	return fl_list_empty(&h->streams);
+}
+
+void fl_h2_free(fl_h2 *h)
+{
+	h->closing = 1;
+	unmark(&h->mark);
+	while (!fl_list_empty(&h->streams)) {
+		h2s *st = fl_container_of(h->streams.next, h2s, link);
+		st->closed = 1;
+		st_free(st);
+	}
+	nghttp2_session_del(h->ns);
+	h->ns = NULL;
+	free(h);
+}
