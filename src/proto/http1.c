@@ -695,7 +695,6 @@ static void fail_upstream(gw_conn *c, int status, const char *what)
 		x->up = NULL;
 	}
 	if (x->inst) {
-		atomic_store(&x->inst->failed, 1);
 		fl_dispatch_release(x->fn, x->inst);
 		x->inst = NULL;
 	}

@@ -247,9 +247,16 @@ static const struct bad bad_specs[] = {
     {"{\"name\": \"a\", \"command\": [\"x\"], \"replicas\": 3}", "unknown field \"replicas\""},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"scale\": {\"mxa\": 3}}",
      "scale: unknown field \"mxa\" (did you mean \"max\"?)"},
-    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"grpc\"}",
-     "protocol: only \"http\" is supported for now (\"grpc\", \"http2\", \"thrift\" and \"tcp\" "
-     "are planned)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"thrift\"}",
+     "protocol: must be \"http\", \"http2\" or \"grpc\" (\"thrift\" and \"tcp\" are planned)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"grpc\": {\"services\": [\"a.B\"]}}",
+     "grpc.services: only a function with protocol \"grpc\" serves gRPC"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"grpc\", \"grpc\": "
+     "{\"services\": [\"a/B\"]}}",
+     "grpc.services[0]: must be a full service name like \"helloworld.Greeter\" (letters, digits, "
+     "'_' and '.')"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"grpc\", \"grpc\": {\"svc\": []}}",
+     "grpc: unknown field \"svc\""},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"env\": {\"PORT\": \"1\"}}",
      "env.PORT: is set by flint and cannot be overridden"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"env\": {\"1X\": \"1\"}}",
