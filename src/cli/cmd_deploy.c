@@ -34,7 +34,8 @@ static const char deploy_help[] =
     "only a command, runs that command in the current directory (or --workdir).\n"
     "Options override the file:\n"
     "  --name NAME            function name\n"
-    "  --protocol P           http (the default)\n"
+    "  --protocol P           http (the default), http2 or grpc\n"
+    "  --grpc-service S       a gRPC service it serves (pkg.Service); repeatable\n"
     "  --env K=V              environment variable; repeatable\n"
     "  --min N / --max N      instance bounds\n"
     "  --concurrency N        hard cap of requests in flight per instance\n"
@@ -60,6 +61,7 @@ enum {
 	O_MAXBODY,
 	O_HEALTH,
 	O_WORKDIR,
+	O_GRPC_SERVICE,
 };
 
 static const fl_cli__opt deploy_opts[] = {
@@ -75,6 +77,7 @@ static const fl_cli__opt deploy_opts[] = {
     {"max-body", 0, 1, O_MAXBODY},
     {"health-path", 0, 1, O_HEALTH},
     {"workdir", 0, 1, O_WORKDIR},
+    {"grpc-service", 0, 1, O_GRPC_SERVICE},
     {NULL, 0, 0, 0},
 };
 
@@ -585,6 +588,17 @@ static int parse_deploy(fl_cli__ctx *c, int argc, char **argv, overrides *o)
 		case O_HEALTH:
 			json_object_set_new(o->top, "health", json_pack("{ss}", "path", v));
 			break;
+		case O_GRPC_SERVICE: {
+			json_t *g = json_object_get(o->top, "grpc");
+			if (g == NULL) {
+				g = json_pack("{s[]}", "services");
+				json_object_set_new(o->top, "grpc", g);
+				if (json_object_get(o->top, "protocol") == NULL)
+					json_object_set_new(o->top, "protocol", json_string("grpc"));
+			}
+			json_array_append_new(json_object_get(g, "services"), json_string(v));
+			break;
+		}
 		case O_WORKDIR: {
 			char *w = absolute(v);
 			if (w == NULL) {

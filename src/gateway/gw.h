@@ -76,15 +76,17 @@ void fl_dispatch_release(fl_route_fn *fn, fl_inst *inst);
 
 /* upstream.c: HTTP/1.1 connections to instances, pooled per thread. */
 struct gw_up_ops {
-	void (*on_ready)(gw_conn *c);			      /* connected: send the head */
-	void (*on_data)(gw_conn *c, const char *p, size_t n); /* response bytes */
-	void (*on_eof)(gw_conn *c, int err);		      /* closed or failed (libuv code) */
-	void (*on_drain)(gw_conn *c);			      /* write queue went low */
+	/* owner is what fl_up_get was given: an HTTP/1 client connection, or an
+	 * HTTP/2 stream being translated. */
+	void (*on_ready)(void *owner);			       /* connected: send the head */
+	void (*on_data)(void *owner, const char *p, size_t n); /* response bytes */
+	void (*on_eof)(void *owner, int err);		       /* closed or failed (libuv code) */
+	void (*on_drain)(void *owner);			       /* write queue went low */
 };
 /* Gets an idle connection to inst (unless fresh is set) or starts a new one.
  * An idle one can be written at once (fl_up_ready); for a new one on_ready runs
  * once it is connected. NULL if no connection could be started. */
-gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops, int fresh);
+gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, void *owner, const struct gw_up_ops *ops, int fresh);
 int fl_up_ready(const gw_up *u);
 /* Was the connection taken from the pool (so a failure may be a stale socket)? */
 int fl_up_reused(const gw_up *u);

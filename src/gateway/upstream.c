@@ -14,7 +14,7 @@ struct gw_up {
 	uv_connect_t creq;
 	fl_gw *gw;
 	fl_inst *inst; /* one reference held */
-	gw_conn *owner;
+	void *owner;
 	const struct gw_up_ops *ops;
 	enum up_state state;
 	int reused;
@@ -59,7 +59,7 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n > 0 && u->state == UP_BUSY && u->owner) {
 		u->ops->on_data(u->owner, buf->base, (size_t)n);
 	} else if (n < 0 && u->state == UP_BUSY && u->owner) {
-		gw_conn *c = u->owner;
+		void *c = u->owner;
 		const struct gw_up_ops *ops = u->ops;
 		/* The owner decides: it releases (closes) us from on_eof. */
 		ops->on_eof(c, (int)n);
@@ -80,7 +80,7 @@ static void up_connected(uv_connect_t *req, int status)
 	if (u->state == UP_CLOSING)
 		return;
 	if (status < 0) {
-		gw_conn *c = u->owner;
+		void *c = u->owner;
 		if (c)
 			u->ops->on_eof(c, status);
 		else
@@ -95,7 +95,7 @@ static void up_connected(uv_connect_t *req, int status)
 		u->ops->on_ready(u->owner);
 }
 
-gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, gw_conn *owner, const struct gw_up_ops *ops, int fresh)
+gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, void *owner, const struct gw_up_ops *ops, int fresh)
 {
 	fl_list *idle = &inst->idle[gw->idx];
 	gw_up *u;

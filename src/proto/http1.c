@@ -707,8 +707,9 @@ static void fail_upstream(gw_conn *c, int status, const char *what)
 	respond_error(c, status, 1, "%s", what);
 }
 
-static void up_on_data(gw_conn *c, const char *p, size_t n)
+static void up_on_data(void *o, const char *p, size_t n)
 {
+	gw_conn *c = o;
 	exch *x = c->x;
 	size_t off = 0;
 
@@ -763,8 +764,9 @@ static void up_on_data(gw_conn *c, const char *p, size_t n)
 		fl_up_read_stop(x->up); /* a slow client holds its instance, not our memory */
 }
 
-static void up_on_ready(gw_conn *c)
+static void up_on_ready(void *o)
 {
+	gw_conn *c = o;
 	exch *x = c->x;
 	uv_buf_t b = uv_buf_init(x->out.p, (unsigned)x->out.len);
 
@@ -782,8 +784,9 @@ static void up_on_ready(gw_conn *c)
 
 static void retry_fresh(gw_conn *c);
 
-static void up_on_eof(gw_conn *c, int err)
+static void up_on_eof(void *o, int err)
 {
+	gw_conn *c = o;
 	exch *x = c->x;
 	char msg[200];
 
@@ -799,8 +802,11 @@ static void up_on_eof(gw_conn *c, int err)
 		return;
 	}
 	if (!x->rhead_sent && x->body_sent == 0 && !x->rbody) {
-		if (x->up && fl_up_reused(x->up) && !x->retried) {
-			/* A pooled connection the instance had closed: try a fresh one. */
+		if (x->up && fl_up_reused(x->up) && !x->retried && !x->head_sent) {
+			/* A pooled connection that failed before the request went out: try a
+			 * fresh one. Once the head is written the request may have run, and a
+			 * request is never sent twice (it may not be idempotent, and a
+			 * request that kills its instance would kill the next one too). */
 			retry_fresh(c);
 			return;
 		}
@@ -829,8 +835,9 @@ static void up_on_eof(gw_conn *c, int err)
 	fail_upstream(c, 502, msg);
 }
 
-static void up_on_drain(gw_conn *c)
+static void up_on_drain(void *o)
 {
+	gw_conn *c = o;
 	drive(c);
 }
 
