@@ -113,6 +113,16 @@ int fl_h2_is_preface(const char *p, size_t n);
 /* Takes over client connection c (writing through tcp); the preface and what
  * followed it are in p. NULL if the session could not be made. */
 fl_h2 *fl_h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer);
+/* One request field for fl_h2_upgrade (names lower case, pseudo-fields first). */
+struct fl_h2_field {
+	const char *name, *value;
+	size_t nl, vl;
+};
+/* Takes over c after an HTTP/1.1 request with `Upgrade: h2c` (and no body),
+ * whose fields become stream 1; settings is the HTTP2-Settings value. The 101
+ * answer must already be written. NULL if the settings are malformed. */
+fl_h2 *fl_h2_upgrade(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
+		     const char *settings, size_t slen, const struct fl_h2_field *f, int nf);
 /* Feeds client bytes; returns 0, or -1 when the connection must close. */
 int fl_h2_on_read(fl_h2 *h, const char *p, size_t n);
 /* The client's write queue went low. */

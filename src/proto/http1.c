@@ -1056,6 +1056,54 @@ static void serve_metrics(gw_conn *c)
 	fl_buf_free(&b);
 }
 
+/* `Upgrade: h2c` on a request without a body: answer 101 and hand the
+ * connection to the HTTP/2 codec, the request becoming stream 1. Returns 1 if
+ * it did. Requests with a body are served as HTTP/1.1 (the upgrade is
+ * optional for the server). */
+static int try_h2c_upgrade(gw_conn *c)
+{
+	exch *x = c->x;
+	struct fl_h2_field f[GW_MAX_HEADERS + 4];
+	const char *up, *settings, *host;
+	size_t ul, sl, hl = 0;
+	char lower[GW_MAX_HEADERS][64];
+	int n = 0, i;
+	uv_buf_t b = uv_buf_init("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+				 "Upgrade: h2c\r\n\r\n",
+				 71);
+
+	up = req_header(x, "upgrade", &ul);
+	settings = req_header(x, "http2-settings", &sl);
+	if (up == NULL || !fl_strncaseeq(up, ul, "h2c") || settings == NULL || x->has_body)
+		return 0;
+	host = req_header(x, "host", &hl);
+	f[n++] = (struct fl_h2_field){":method", llhttp_method_name((llhttp_method_t)c->req.method),
+				      7, strlen(llhttp_method_name((llhttp_method_t)c->req.method))};
+	f[n++] = (struct fl_h2_field){":path", xs(&x->in, x->url_o), 5, x->url_l};
+	f[n++] = (struct fl_h2_field){":scheme", "http", 7, 4};
+	if (host)
+		f[n++] = (struct fl_h2_field){":authority", host, 10, hl};
+	for (i = 0; i < x->nh && i < GW_MAX_HEADERS; i++) {
+		const char *nm = xs(&x->in, x->h[i].no);
+		size_t nl = x->h[i].nl, k;
+		if (nl >= sizeof(lower[0]) || hop_by_hop(nm, nl) || fl_strncaseeq(nm, nl, "host") ||
+		    fl_strncaseeq(nm, nl, "http2-settings"))
+			continue;
+		for (k = 0; k < nl; k++)
+			lower[i][k] = (char)(nm[k] >= 'A' && nm[k] <= 'Z' ? nm[k] - 'A' + 'a' : nm[k]);
+		f[n++] = (struct fl_h2_field){lower[i], xs(&x->in, x->h[i].vo), nl, x->h[i].vl};
+	}
+	if (fl_gw__write((uv_stream_t *)&c->tcp, &b, 1) < 0)
+		return 0;
+	uv_timer_stop(&c->timer);
+	c->h2 = fl_h2_upgrade(c->gw, c, (uv_stream_t *)&c->tcp, c->peer, settings, sl, f, n);
+	c->x = NULL;
+	exch_put(x);
+	if (c->h2 == NULL)
+		conn_close(c); /* after a 101 there is no going back to HTTP/1.1 */
+	return 1;
+}
+
 /* A request head is complete: route it. */
 static void start_request(gw_conn *c)
 {
@@ -1064,6 +1112,8 @@ static void start_request(gw_conn *c)
 	size_t hl = 0, el;
 	const char *ex;
 
+	if (c->req.upgrade && try_h2c_upgrade(c))
+		return;
 	set_request_id(x);
 	host = req_header(x, "host", &hl);
 	ex = req_header(x, "expect", &el);
@@ -1220,6 +1270,22 @@ static void drive(gw_conn *c)
 		if (c->head_ready) {
 			c->head_ready = 0;
 			start_request(c);
+		}
+		if (c->h2) {
+			/* Upgraded: what followed the request is HTTP/2. */
+			if (!c->closing && c->pend_off < c->pend_len &&
+			    fl_h2_on_read(c->h2, c->pend + c->pend_off, c->pend_len - c->pend_off) < 0)
+				conn_close(c);
+			free(c->pend);
+			c->pend = NULL;
+			c->pend_len = c->pend_off = 0;
+			c->in_drive = 0;
+			if (!c->closing && !c->reading) {
+				c->reading = 1;
+				uv_read_start((uv_stream_t *)&c->tcp, fl_gw__alloc, on_client_read);
+			}
+			fl_h2_flush_all(c->gw);
+			return;
 		}
 		if (!c->closing && !c->head_ready && c->pend_off < c->pend_len) {
 			size_t k = feed(c, c->pend + c->pend_off, c->pend_len - c->pend_off);

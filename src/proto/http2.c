@@ -1328,18 +1328,28 @@ static void st_start(h2s *st)
 
 /* ---- client session callbacks ---- */
 
+static h2s *st_new(fl_h2 *h, int32_t id);
+
 static int on_begin_headers(nghttp2_session *ns, const nghttp2_frame *f, void *user)
 {
 	fl_h2 *h = user;
 	h2s *st;
 
+	(void)ns;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	st = calloc(1, sizeof(*st));
+	st = st_new(h, f->hd.stream_id);
+	return st ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static h2s *st_new(fl_h2 *h, int32_t id)
+{
+	h2s *st = calloc(1, sizeof(*st));
+
 	if (st == NULL)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
+		return NULL;
 	st->h = h;
-	st->id = f->hd.stream_id;
+	st->id = id;
 	st->i_method = st->i_path = st->i_auth = st->i_ctype = st->i_timeout = -1;
 	st->grpc_status = -1;
 	st->wait.retry = st_retry;
@@ -1348,9 +1358,12 @@ static int on_begin_headers(nghttp2_session *ns, const nghttp2_frame *f, void *u
 	uv_timer_init(&h->gw->loop, &st->timer);
 	st->timer.data = st;
 	fl_list_insert_tail(&h->streams, &st->link);
-	nghttp2_session_set_stream_user_data(ns, st->id, st);
-	return 0;
+	nghttp2_session_set_stream_user_data(h->ns, st->id, st);
+	return st;
 }
+
+static int st_add_header(h2s *st, const uint8_t *name, size_t nl, const uint8_t *value,
+			 size_t vl);
 
 static int on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t *name, size_t nl,
 		     const uint8_t *value, size_t vl, uint8_t flags, void *user)
@@ -1362,9 +1375,17 @@ static int on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t 
 	(void)user;
 	if (st == NULL || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	i = st->nh;
+	(void)i;
+	return st_add_header(st, name, nl, value, vl) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+}
+
+/* Adds a request field, remembering where the ones routing needs are. */
+static int st_add_header(h2s *st, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl)
+{
+	int i = st->nh;
+
 	if (add_span(&st->hb, st->hd, &st->nh, name, nl, value, vl) < 0)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		return -1;
 	if (nl == 7 && memcmp(name, ":method", 7) == 0)
 		st->i_method = i;
 	else if (nl == 5 && memcmp(name, ":path", 5) == 0)
@@ -1537,4 +1558,78 @@ void fl_h2_free(fl_h2 *h)
 	nghttp2_session_del(h->ns);
 	h->ns = NULL;
 	free(h);
+}
+
+/* base64url (RFC 4648 §5, padding optional), for HTTP2-Settings. */
+static int b64url_decode(const char *in, size_t n, uint8_t *out, size_t outlen, size_t *len)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		int v;
+		char ch = in[i];
+		if (ch >= 'A' && ch <= 'Z')
+			v = ch - 'A';
+		else if (ch >= 'a' && ch <= 'z')
+			v = ch - 'a' + 26;
+		else if (ch >= '0' && ch <= '9')
+			v = ch - '0' + 52;
+		else if (ch == '-' || ch == '+')
+			v = 62;
+		else if (ch == '_' || ch == '/')
+			v = 63;
+		else if (ch == '=')
+			break;
+		else
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == outlen)
+				return -1;
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	*len = o;
+	return 0;
+}
+
+fl_h2 *fl_h2_upgrade(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
+		     const char *settings, size_t slen, const struct fl_h2_field *f, int nf)
+{
+	uint8_t raw[512];
+	size_t rawlen;
+	fl_h2 *h;
+	h2s *st;
+	int i, head = 0;
+
+	if (b64url_decode(settings, slen, raw, sizeof(raw), &rawlen) < 0)
+		return NULL;
+	h = fl_h2_start(gw, c, tcp, peer);
+	if (h == NULL)
+		return NULL;
+	for (i = 0; i < nf; i++)
+		if (f[i].nl == 7 && memcmp(f[i].name, ":method", 7) == 0 && f[i].vl == 4 &&
+		    memcmp(f[i].value, "HEAD", 4) == 0)
+			head = 1;
+	if (nghttp2_session_upgrade2(h->ns, raw, rawlen, head, NULL) != 0) {
+		fl_h2_free(h);
+		return NULL;
+	}
+	/* Stream 1 is the HTTP/1.1 request that asked for the upgrade. */
+	st = st_new(h, 1);
+	if (st == NULL) {
+		fl_h2_free(h);
+		return NULL;
+	}
+	for (i = 0; i < nf; i++)
+		st_add_header(st, (const uint8_t *)f[i].name, f[i].nl, (const uint8_t *)f[i].value,
+			      f[i].vl);
+	st->req_eof = 1;
+	st_start(st);
+	mark_h(h);
+	return h;
 }
