@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "runtime/sandbox_linux.h"
 
 #define FLINT_VERSION "0.1.0"
 
@@ -160,6 +161,26 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 	if (r < 0) {
 		fl_httpd_respond_error(resp, 400, "%s", err);
 		return;
+	}
+	{
+		/* A gRPC service belongs to one function: two would make routing a coin toss. */
+		fl_list *l;
+		int i, k;
+		for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+			ctl_fn *o = fl_container_of(l, ctl_fn, link);
+			if (o->deleted || strcmp(o->name, name) == 0)
+				continue;
+			for (i = 0; i < spec->nservices; i++)
+				for (k = 0; k < o->spec->nservices; k++)
+					if (strcmp(spec->services[i], o->spec->services[k]) == 0) {
+						fl_httpd_respond_error(
+						    resp, 409,
+						    "grpc.services: %s is already served by function %s",
+						    spec->services[i], o->name);
+						fl_spec_free(spec);
+						return;
+					}
+		}
 	}
 	if (spec->code && fl_blob_exists(ctl->data_dir, spec->code) != 1) {
 		fl_httpd_respond_error(
@@ -386,9 +407,11 @@ static void info(fl_ctl *ctl, fl_httpd_resp *resp)
 	json_object_set_new(j, "instances", json_integer(ctl_count_instances(ctl)));
 	json_object_set_new(j, "pid", json_integer(getpid()));
 	json_object_set_new(j, "started_ms", json_integer((json_int_t)ctl->started_ms));
-	json_object_set_new(j, "sandbox",
-			    json_string("none: instances run as plain processes in "
-					"their own process group"));
+	{
+		char sandbox[1024];
+		fl_sandbox_describe(sandbox, sizeof(sandbox));
+		json_object_set_new(j, "sandbox", json_string(sandbox));
+	}
 	fl_httpd_respond_json(resp, 200, j);
 }
 

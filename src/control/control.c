@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "gateway/gateway.h"
+#include "runtime/sandbox_linux.h"
 
 static fl_ctl g_ctl;
 
@@ -369,6 +370,8 @@ int fl_serve_main(int argc, char **argv)
 		}
 	}
 
+	/* What sandboxes can enforce is known before the spawner forks, which inherits it. */
+	fl_sandbox_init(ctl->data_dir);
 	/* The spawner first: it must be forked before any thread exists. */
 	snprintf(rundir, sizeof(rundir), "%s/run", ctl->data_dir);
 	r = fl_spawner_start(rundir, &ctl->sp, &reaped);
@@ -395,7 +398,14 @@ int fl_serve_main(int argc, char **argv)
 	}
 	ctl->base_env = make_base_env();
 	ctl->started_ms = fl_wall_ms();
-	ctl->port_cursor = ctl->port_lo;
+	{
+		/* Start the port search at a random place: several daemons on one host
+		 * would otherwise all hand out the bottom of the range first. */
+		uint32_t rnd = 0;
+		fl_random_bytes(&rnd, sizeof(rnd));
+		ctl->port_cursor =
+		    ctl->port_lo + (int)(rnd % (uint32_t)(ctl->port_hi - ctl->port_lo + 1));
+	}
 	ctl->next_inst_id = 1;
 	fl_list_init(&ctl->fns);
 	pthread_mutex_init(&ctl->msg_mu, NULL);

@@ -35,12 +35,10 @@ typedef struct ctl_inst {
 	uint64_t spawn_ns, ready_ns, started_ms, ready_ms;
 	uv_pipe_t out, err; /* stdout/stderr, while open */
 	int pipes_open;
-	uv_tcp_t probe;	  /* readiness check */
 	uv_timer_t timer; /* probe back-off, start deadline, stop grace */
-	int probe_active, handles;
+	int handles;
+	struct fl_probe *probe; /* readiness check under way */
 	uint64_t probe_delay_ms;
-	char probe_buf[64];
-	size_t probe_len;
 	fl_inst *pub; /* what the gateway sees, while ready */
 	int stale;    /* runs an older version of the function */
 } ctl_inst;

@@ -14,12 +14,16 @@
 
 #include "control/blobs.h"
 #include "control/ctl.h"
+#include "control/probe.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/sha256.h"
 #include "core/util.h"
 #include "gateway/gateway.h"
 #include "net/listen.h"
+#include "runtime/sandbox_linux.h"
+
+#include <limits.h>
 
 #define STOP_GRACE_MS  10000
 #define BACKOFF_MAX_MS 30000
@@ -247,7 +251,11 @@ static void inst_maybe_free(ctl_inst *in)
 	ctl_fn *fn = in->fn;
 	fl_ctl *ctl;
 
-	if (!in->exited || in->handles > 1 || in->probe_active)
+	if (in->probe) {
+		fl_probe_cancel(in->probe);
+		in->probe = NULL;
+	}
+	if (!in->exited || in->handles > 1)
 		return;
 	if (in->handles == 1) {
 		/* Only the timer is left: close it, come back when it is closed. */
@@ -378,113 +386,23 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	ctl_publish_now(ctl); /* held requests are waiting for exactly this */
 }
 
-static void probe_closed(uv_handle_t *h)
+static void probe_done(void *ctx, int ok)
 {
-	ctl_inst *in = h->data;
+	ctl_inst *in = ctx;
 
-	in->probe_active = 0;
-	if (in->exited || in->state != I_STARTING) {
-		inst_maybe_free(in);
+	in->probe = NULL;
+	if (in->exited || in->state != I_STARTING)
 		return;
-	}
-	if (in->probe_len > 0 && in->probe_len != (size_t)-1) {
-		/* An HTTP health answer was read: 2xx is ready. */
-		if (in->probe_len >= 12 && memcmp(in->probe_buf, "HTTP/1.", 7) == 0 &&
-		    in->probe_buf[9] == '2') {
-			inst_ready(ctl_of(h), in);
-			return;
-		}
-	}
-	if (in->probe_len == (size_t)-1) {
-		inst_ready(ctl_of(h), in); /* TCP check connected */
-		return;
-	}
-	probe_schedule(in);
-}
-
-static void probe_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
-{
-	ctl_inst *in = h->data;
-
-	(void)s;
-	b->base = in->probe_buf + in->probe_len;
-	b->len = sizeof(in->probe_buf) - 1 - in->probe_len;
-}
-
-static void probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	ctl_inst *in = s->data;
-
-	(void)b;
-	if (n > 0) {
-		in->probe_len += (size_t)n;
-		if (in->probe_len < sizeof(in->probe_buf) - 1)
-			return;
-	}
-	if (n == 0)
-		return;
-	uv_close((uv_handle_t *)s, probe_closed);
-}
-
-static void probe_written(uv_write_t *w, int status)
-{
-	free(w);
-	(void)status;
-}
-
-static void probe_connected(uv_connect_t *req, int status)
-{
-	ctl_inst *in = req->data;
-	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->probe);
-
-	free(req);
-	if (status < 0 || in->state != I_STARTING) {
-		in->probe_len = 0;
-		uv_close((uv_handle_t *)&in->probe, probe_closed);
-		return;
-	}
-	if (in->fn->spec->health_type == FL_HEALTH_TCP) {
-		in->probe_len = (size_t)-1;
-		uv_close((uv_handle_t *)&in->probe, probe_closed);
-		return;
-	}
-	{
-		char *msg = malloc(512);
-		uv_write_t *w = malloc(sizeof(*w));
-		uv_buf_t b;
-		int n = snprintf(
-		    msg ? msg : "", msg ? 512 : 1,
-		    "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
-		    in->fn->spec->health_path, in->port);
-		(void)ctl;
-		if (msg == NULL || w == NULL) {
-			free(msg);
-			free(w);
-			uv_close((uv_handle_t *)&in->probe, probe_closed);
-			return;
-		}
-		/* The message is tiny: uv_try_write takes it whole on loopback. */
-		b = uv_buf_init(msg, (unsigned)n);
-		if (uv_try_write((uv_stream_t *)&in->probe, &b, 1) != n) {
-			free(w);
-			free(msg);
-			uv_close((uv_handle_t *)&in->probe, probe_closed);
-			return;
-		}
-		free(msg);
-		free(w);
-		(void)probe_written;
-		in->probe_len = 0;
-		uv_read_start((uv_stream_t *)&in->probe, probe_alloc, probe_read);
-	}
+	if (ok)
+		inst_ready(ctl_of((uv_handle_t *)&in->timer), in);
+	else
+		probe_schedule(in);
 }
 
 static void probe_now(uv_timer_t *t)
 {
 	ctl_inst *in = t->data;
 	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
-	struct sockaddr_in a;
-	uv_connect_t *req;
 
 	if (in->state != I_STARTING || in->exited)
 		return;
@@ -497,21 +415,9 @@ static void probe_now(uv_timer_t *t)
 		inst_stop(ctl, in);
 		return;
 	}
-	req = malloc(sizeof(*req));
-	if (req == NULL) {
+	if (fl_probe_start(ctl->loop, in->port, in->fn->spec->health_type, in->fn->spec->health_path,
+			   probe_done, in, &in->probe) < 0)
 		probe_schedule(in);
-		return;
-	}
-	uv_tcp_init(ctl->loop, &in->probe);
-	in->probe.data = in;
-	in->probe_active = 1;
-	in->probe_len = 0;
-	uv_ip4_addr("127.0.0.1", in->port, &a);
-	req->data = in;
-	if (uv_tcp_connect(req, &in->probe, (struct sockaddr *)&a, probe_connected) < 0) {
-		free(req);
-		uv_close((uv_handle_t *)&in->probe, probe_closed);
-	}
 }
 
 /* Retries the readiness check: at once a few times, then backing off to 50 ms. */
@@ -618,7 +524,9 @@ static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
 static void inst_start(fl_ctl *ctl, ctl_fn *fn)
 {
 	ctl_inst *in;
-	char **argv, **envp;
+	char **argv, **envp, cwdbuf[PATH_MAX], hide[PATH_MAX];
+	const char *cwd = fn_cwd(fn);
+	struct fl_sandbox sb = {0};
 	int port = -1, tries, i, r;
 
 	for (tries = 0; tries < 100; tries++) {
@@ -641,7 +549,22 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn)
 	for (i = 0; i < fn->spec->argc; i++)
 		argv[i] = subst_port(fn->spec->argv[i], port);
 	envp = make_env(ctl, fn, port);
-	r = fl_spawner_spawn(ctl->sp, in->id, fn_cwd(fn), argv, envp);
+	if (fn->spec->sandbox) {
+		/* The sandbox binds and hides by path: absolute, without symbolic links. */
+		if (cwd && realpath(cwd, cwdbuf))
+			cwd = cwdbuf;
+		sb = (struct fl_sandbox){.name = fn->name,
+					 .uid = fl_sandbox_uid(fn->name),
+					 .gid = fl_sandbox_uid(fn->name),
+					 .memory = fn->spec->memory,
+					 .cpu_millis = fn->spec->cpu_millis,
+					 .pids = fn->spec->pids,
+					 .hide = realpath(ctl->data_dir, hide)};
+		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
+			;
+		fl_sandbox_home(envp, i < fn->spec->nenv);
+	}
+	r = fl_spawner_spawn(ctl->sp, in->id, cwd, argv, envp, fn->spec->sandbox ? &sb : NULL);
 	free_strv(argv);
 	free_strv(envp);
 	if (r < 0) {
@@ -671,8 +594,9 @@ static void build_start(fl_ctl *ctl, ctl_fn *fn)
 {
 	ctl_inst *in = inst_new(ctl, fn);
 	char *argv[] = {"/bin/sh", "-c", fn->spec->build, NULL};
-	char **envp = make_env(ctl, fn, 0);
-	int r;
+	char **envp = make_env(ctl, fn, 0), cwd[PATH_MAX], hide[PATH_MAX];
+	struct fl_sandbox sb = {0};
+	int r, i;
 
 	in->job = 1;
 	in->state = I_STARTING;
@@ -681,7 +605,23 @@ static void build_start(fl_ctl *ctl, ctl_fn *fn)
 	fn->building = 1;
 	ctl_event(fn, "building: %s", fn->spec->build);
 	fl_logstore_note(ctl->logs, fn->name, "build: %s", fn->spec->build);
-	r = fl_spawner_spawn(ctl->sp, in->id, fn->codedir, argv, envp);
+	if (fn->spec->sandbox) {
+		/* Sandboxed like the instances, but the code directory is writable (and given
+		 * to the function's uid): the build writes its output there. */
+		sb = (struct fl_sandbox){.name = fn->name,
+					 .uid = fl_sandbox_uid(fn->name),
+					 .gid = fl_sandbox_uid(fn->name),
+					 .memory = fn->spec->memory,
+					 .cpu_millis = fn->spec->cpu_millis,
+					 .pids = fn->spec->pids,
+					 .hide = realpath(ctl->data_dir, hide),
+					 .writable_cwd = 1};
+		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
+			;
+		fl_sandbox_home(envp, i < fn->spec->nenv);
+	}
+	r = fl_spawner_spawn(ctl->sp, in->id, realpath(fn->codedir, cwd) ? cwd : fn->codedir, argv,
+			     envp, fn->spec->sandbox ? &sb : NULL);
 	free_strv(envp);
 	if (r < 0) {
 		fn->state = F_FAILED;

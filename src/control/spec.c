@@ -13,17 +13,20 @@
 #define MAX_INSTANCES	10000
 #define MAX_CONCURRENCY 1000000
 #define MAX_QUEUE	1000000
+#define MIN_MEMORY	(4ULL << 20) /* below this not even an interpreter starts */
+#define MAX_CPU_MILLIS	1024000	     /* 1024 CPUs */
+#define MIN_PIDS	4	     /* the sandbox's init, the command and a little room */
+#define MAX_PIDS	4194304	     /* the kernel's own pid_max ceiling */
 /* Durations beyond a year are certainly mistakes (and keep the ms arithmetic far from overflow). */
 #define MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)
 
-static const char *const top_fields[] = {"name",    "command", "protocol", "env",
-					 "workdir", "code",    "build",	   "scale",
-					 "limits",  "health",  "queue",	   "grpc",
-					 NULL};
+static const char *const top_fields[] = {"name",  "command", "protocol", "env",	   "workdir",
+					 "code",  "build",   "scale",	 "limits", "health",
+					 "queue", "grpc",    "sandbox",	 NULL};
 static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
 					   "target", "idle_timeout", NULL};
-static const char *const limits_fields[] = {"timeout", "max_body", NULL};
-static const char *const health_fields[] = {"tcp", "path", "startup_timeout", NULL};
+static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
+static const char *const health_fields[] = {"tcp", "path", "grpc", "startup_timeout", NULL};
 static const char *const queue_fields[] = {"max", "timeout", NULL};
 static const char *const grpc_fields[] = {"services", NULL};
 
@@ -340,6 +343,34 @@ static int parse_scale(struct ctx *c, const json_t *j, fl_spec *s)
 	return 0;
 }
 
+/* limits.cpu: a number of CPUs (0.2, 2) or millicpus as a string ("200m"); 0 = none. */
+static int get_cpu(struct ctx *c, const json_t *obj, uint32_t *out)
+{
+	json_t *v = member(obj, "cpu");
+	double cpus = -1;
+
+	if (v == NULL)
+		return 0;
+	if (json_is_number(v)) {
+		cpus = json_number_value(v);
+	} else if (plain_string(v)) {
+		const char *t = json_string_value(v);
+		char *end;
+		double n = strtod(t, &end);
+		if (end != t && strcmp(end, "m") == 0)
+			cpus = n / 1000;
+		else if (end != t && *end == '\0')
+			cpus = n;
+	}
+	if (!isfinite(cpus) || cpus < 0 || cpus * 1000 > MAX_CPU_MILLIS ||
+	    (cpus > 0 && cpus < 0.01))
+		return reject(
+		    c, "limits.cpu: must be a number of CPUs between 0.01 and 1024 (such "
+		       "as 0.5 or 2) or millicpus as a string such as \"500m\"; 0 = no limit");
+	*out = (uint32_t)llround(cpus * 1000);
+	return 0;
+}
+
 static int parse_limits(struct ctx *c, const json_t *j, fl_spec *s)
 {
 	json_t *o;
@@ -349,8 +380,15 @@ static int parse_limits(struct ctx *c, const json_t *j, fl_spec *s)
 		return rc;
 	if ((rc = check_fields(c, o, "limits: ", limits_fields)) < 0 ||
 	    (rc = get_duration(c, o, "limits", "timeout", 1, "1ms", &s->timeout_ms)) < 0 ||
-	    (rc = get_size(c, o, "limits", "max_body", &s->max_body)) < 0)
+	    (rc = get_size(c, o, "limits", "max_body", &s->max_body)) < 0 ||
+	    (rc = get_size(c, o, "limits", "memory", &s->memory)) < 0 ||
+	    (rc = get_cpu(c, o, &s->cpu_millis)) < 0 ||
+	    (rc = get_uint(c, o, "limits", "pids", 0, MAX_PIDS, &s->pids)) < 0)
 		return rc;
+	if (s->memory > 0 && s->memory < MIN_MEMORY)
+		return reject(c, "limits.memory: must be at least \"4m\" (0 = no limit)");
+	if (s->pids > 0 && s->pids < MIN_PIDS)
+		return reject(c, "limits.pids: must be at least %d (0 = no limit)", MIN_PIDS);
 	return 0;
 }
 
@@ -380,6 +418,15 @@ static int parse_health(struct ctx *c, const json_t *j, fl_spec *s)
 		s->health_path = fl_xstrdup(json_string_value(path));
 	} else if (json_is_false(tcp)) {
 		return reject(c, "health: with \"tcp\": false a \"path\" to check is required");
+	}
+	if ((path = member(o, "grpc")) != NULL) {
+		if (!json_is_boolean(path))
+			return reject(c, "health.grpc: must be true or false");
+		if (json_is_true(path)) {
+			if (s->health_type == FL_HEALTH_HTTP || json_is_true(tcp))
+				return reject(c, "health: choose one of \"tcp\", \"path\" and \"grpc\"");
+			s->health_type = FL_HEALTH_GRPC;
+		}
 	}
 	return 0;
 }
@@ -458,6 +505,7 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	s->startup_timeout_ms = 30000;
 	s->queue_max = 1000;
 	s->queue_timeout_ms = 30000;
+	s->sandbox = 1;
 
 	if (!json_is_object(j)) {
 		rc = reject(&c, "the spec must be a JSON object");
@@ -515,6 +563,18 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	    (rc = parse_limits(&c, j, s)) < 0 || (rc = parse_health(&c, j, s)) < 0 ||
 	    (rc = parse_queue(&c, j, s)) < 0)
 		goto fail;
+	if (s->health_type == FL_HEALTH_GRPC && strcmp(s->protocol, "grpc") != 0) {
+		rc = reject(&c, "health.grpc: only a function with protocol \"grpc\" has a gRPC health "
+				"service");
+		goto fail;
+	}
+	v = member(j, "sandbox");
+	if (v && !json_is_boolean(v)) {
+		rc = reject(&c, "sandbox: must be true or false");
+		goto fail;
+	}
+	if (v)
+		s->sandbox = json_is_true(v);
 	*out = s;
 	return 0;
 fail:
@@ -545,7 +605,7 @@ static json_t *command_json(const fl_spec *s)
 
 json_t *fl_spec_to_json(const fl_spec *s)
 {
-	json_t *j = json_object(), *env = json_object(), *health;
+	json_t *j = json_object(), *env = json_object(), *limits, *health;
 
 	json_object_set_new(j, "name", json_string(s->name));
 	json_object_set_new(j, "command", command_json(s));
@@ -574,11 +634,26 @@ json_t *fl_spec_to_json(const fl_spec *s)
 				      (json_int_t)s->max, "concurrency", (json_int_t)s->concurrency,
 				      "target", (json_int_t)s->target, "idle_timeout",
 				      duration(s->idle_timeout_ms)));
-	json_object_set_new(j, "limits",
-			    json_pack("{s:o, s:I}", "timeout", duration(s->timeout_ms), "max_body",
-				      (json_int_t)s->max_body));
+	limits = json_pack("{s:o, s:I}", "timeout", duration(s->timeout_ms), "max_body",
+			   (json_int_t)s->max_body);
+	/* Resource limits appear only when set, like workdir: absent means none. */
+	if (s->memory)
+		json_object_set_new(limits, "memory", json_integer((json_int_t)s->memory));
+	/* Whole CPUs as a number, else millicpus as a string: exact, unlike 0.2 in binary. */
+	if (s->cpu_millis % 1000 == 0 && s->cpu_millis)
+		json_object_set_new(limits, "cpu", json_integer(s->cpu_millis / 1000));
+	else if (s->cpu_millis) {
+		char text[16];
+		snprintf(text, sizeof(text), "%um", s->cpu_millis);
+		json_object_set_new(limits, "cpu", json_string(text));
+	}
+	if (s->pids)
+		json_object_set_new(limits, "pids", json_integer(s->pids));
+	json_object_set_new(j, "limits", limits);
 	if (s->health_type == FL_HEALTH_HTTP)
 		health = json_pack("{s:s}", "path", s->health_path);
+	else if (s->health_type == FL_HEALTH_GRPC)
+		health = json_pack("{s:b}", "grpc", 1);
 	else
 		health = json_pack("{s:b}", "tcp", 1);
 	json_object_set_new(health, "startup_timeout", duration(s->startup_timeout_ms));
@@ -586,6 +661,7 @@ json_t *fl_spec_to_json(const fl_spec *s)
 	json_object_set_new(j, "queue",
 			    json_pack("{s:I, s:o}", "max", (json_int_t)s->queue_max, "timeout",
 				      duration(s->queue_timeout_ms)));
+	json_object_set_new(j, "sandbox", json_boolean(s->sandbox));
 	return j;
 }
 

@@ -10,7 +10,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
-enum fl_health_type { FL_HEALTH_TCP, FL_HEALTH_HTTP };
+/* Readiness: TCP connect, HTTP GET path answered 2xx, or the standard gRPC
+ * health service (grpc.health.v1.Health/Check) answering SERVING. */
+enum fl_health_type { FL_HEALTH_TCP, FL_HEALTH_HTTP, FL_HEALTH_GRPC };
 
 typedef struct fl_spec {
 	char *name;  /* a DNS label, see fl_valid_name() */
@@ -29,9 +31,13 @@ typedef struct fl_spec {
 	    concurrency; /* hard cap of in-flight requests per instance, 0 = none (default 0) */
 	uint32_t target; /* in-flight per instance the autoscaler aims for (default:
 			    concurrency if set, else 100) */
-	uint64_t idle_timeout_ms;	 /* default 60 s, at least 1 s */
-	uint64_t timeout_ms;		 /* whole-request limit, default 60 s */
-	uint64_t max_body;		 /* request body limit in bytes, default 64 MiB, 0 = none */
+	uint64_t idle_timeout_ms; /* default 60 s, at least 1 s */
+	uint64_t timeout_ms;	  /* whole-request limit, default 60 s */
+	uint64_t max_body;	  /* request body limit in bytes, default 64 MiB, 0 = none */
+	uint64_t memory;	  /* limits.memory: bytes per instance, 0 = no limit (default) */
+	uint32_t cpu_millis;	  /* limits.cpu: thousandths of a CPU per instance, 0 = no limit */
+	uint32_t pids;		  /* limits.pids: processes+threads per instance, 0 = no limit */
+	int sandbox;		  /* run instances sandboxed (default 1) */
 	enum fl_health_type health_type; /* default tcp */
 	char *health_path;		 /* FL_HEALTH_HTTP: path starting with '/' */
 	uint64_t startup_timeout_ms;	 /* ready within this or the start failed; default 30 s */

@@ -3,6 +3,9 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "runtime/cgroup.h"
+#include "runtime/sandbox_linux.h"
+#include "runtime/seccomp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,25 +16,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SP_MAX_MSG	65536 /* largest message either way, header included */
 #define SP_EOF_GRACE_MS 3000  /* grace given to instances when the daemon goes away */
 #define SP_SEND_WAIT_MS 5000  /* how long the daemon waits for room in the socket */
 #define SP_HAS_CWD	1u
+#define SP_HAS_SANDBOX	2u
+#define SP_CG_RETRY_MS	20  /* how often a group still holding dying processes is retried */
+#define SP_CG_TRIES	500 /* ... and for how long (10 s) */
 
 extern char **environ;
 
 enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITED };
 
-/* Every message starts with this header. SPAWN is followed by NUL-terminated strings
- * (the directory if SP_HAS_CWD, then argc arguments, then envc environment entries);
- * FAILED by one NUL-terminated sentence; STARTED carries two descriptors. */
+/* Every message starts with this header. SPAWN is followed, if SP_HAS_SANDBOX, by a
+ * struct sp_sbwire, then by NUL-terminated strings (the directory if SP_HAS_CWD, then
+ * argc arguments, then envc environment entries, then if SP_HAS_SANDBOX the function
+ * name and the directory to hide, either possibly empty); FAILED by one NUL-terminated
+ * sentence; STARTED carries two descriptors. */
 struct sp_hdr {
 	uint32_t type;
 	uint32_t argc;
@@ -42,21 +52,28 @@ struct sp_hdr {
 	int32_t value; /* SIGNAL: the signal; STOP: grace in ms; EXITED: wait status */
 };
 
+/* The fixed part of a sandbox description on the wire. */
+struct sp_sbwire {
+	uint64_t memory;
+	uint32_t cpu_millis, pids, uid, gid, writable_cwd, pad;
+};
+
 struct fl_spawner {
 	int fd;
 	pid_t pid;
 };
 
-/* What the instance reports through its close-on-exec pipe when it cannot exec. */
-struct sp_exec_err {
-	int32_t step;
-	int32_t err;
-};
-enum { SP_STEP_SETUP, SP_STEP_CHDIR, SP_STEP_EXEC };
-
 struct sp_child {
 	uint64_t id;
-	pid_t pid; /* also the process group id: every instance calls setsid() */
+	pid_t pid;     /* also the process group id: every instance calls setsid() */
+	int status_fd; /* sandboxed: the init reports the command's wait status here; else -1 */
+	int cg;	       /* sandboxed with limits: its cgroups must be removed */
+};
+
+/* A cgroup of an ended instance that still held dying processes. */
+struct sp_cg_pending {
+	uint64_t id;
+	int tries;
 };
 
 /* An event waiting for room in the socket; it owns its descriptors until sent. */
@@ -76,6 +93,9 @@ struct sp_state {
 	struct sp_child *kids;
 	size_t nkids, capkids;
 	struct sp_out *head, **tail;
+	int self_pidfd; /* inherited by sandboxed children to notice the spawner's death */
+	struct sp_cg_pending *cgp;
+	size_t ncgp, capcgp;
 };
 
 /* ---- /proc and process-group records (used by both processes) ---- */
@@ -322,6 +342,44 @@ static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid,
 	sp_flush(st);
 }
 
+/* Removes the cgroups of an ended instance, or keeps them for a later try while the
+ * kernel is still taking its processes away. */
+static void sp_cg_remove(struct sp_state *st, uint64_t id)
+{
+	if (fl_cgroup_remove(id) != -EBUSY)
+		return;
+	if (st->ncgp == st->capcgp) {
+		size_t cap = st->capcgp ? st->capcgp * 2 : 8;
+		struct sp_cg_pending *p = realloc(st->cgp, cap * sizeof(*p));
+		if (p == NULL) {
+			fl_warn("spawner", "out of memory: the cgroups of instance %llu are left",
+				(unsigned long long)id);
+			return;
+		}
+		st->cgp = p;
+		st->capcgp = cap;
+	}
+	st->cgp[st->ncgp++] = (struct sp_cg_pending){id, 0};
+}
+
+static void sp_cg_retry(struct sp_state *st)
+{
+	size_t i = 0;
+
+	while (i < st->ncgp) {
+		struct sp_cg_pending *p = &st->cgp[i];
+		int r = fl_cgroup_remove(p->id);
+		if (r == -EBUSY && ++p->tries < SP_CG_TRIES) {
+			i++;
+			continue;
+		}
+		if (r < 0)
+			fl_warn("spawner", "cannot remove the cgroups of instance %llu: %s",
+				(unsigned long long)p->id, strerror(-r));
+		st->cgp[i] = st->cgp[--st->ncgp];
+	}
+}
+
 /* Reaps every leader that has exited. The leader is still a zombie when waitid(WNOWAIT)
  * reports it, which keeps its pid (the group id) from being reused, so the rest of its
  * group can be killed safely before it is reaped. */
@@ -352,6 +410,16 @@ static void sp_reap(struct sp_state *st, int notify)
 			continue;
 		}
 		sp_record_remove(st, pid);
+		/* A sandbox's init reports how the command itself ended. */
+		if (st->kids[k].status_fd >= 0) {
+			int cmd_status;
+			if (read(st->kids[k].status_fd, &cmd_status, sizeof(cmd_status)) ==
+			    (ssize_t)sizeof(cmd_status))
+				status = cmd_status;
+			close(st->kids[k].status_fd);
+		}
+		if (st->kids[k].cg)
+			sp_cg_remove(st, st->kids[k].id);
 		if (notify)
 			sp_queue(st, SP_EXITED, st->kids[k].id, pid, status, NULL, -1, -1);
 		st->kids[k] = st->kids[--st->nkids];
@@ -402,64 +470,50 @@ __attribute__((noreturn)) static void sp_shutdown(struct sp_state *st, unsigned 
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		sp_record_remove(st, pid);
+		if (st->kids[i].cg)
+			sp_cg_remove(st, st->kids[i].id);
 	}
+	/* Bounded: at most SP_CG_TRIES rounds of SP_CG_RETRY_MS. */
+	while (st->ncgp > 0) {
+		struct timespec ts = {0, SP_CG_RETRY_MS * 1000000L};
+		nanosleep(&ts, NULL);
+		sp_cg_retry(st);
+	}
+	fl_cgroup_cleanup();
 	_exit(0);
 }
 
-__attribute__((noreturn)) static void sp_child_fail(int fd, int step, int err)
-{
-	struct sp_exec_err e = {step, err};
-
-	while (write(fd, &e, sizeof(e)) < 0 && errno == EINTR)
-		;
-	_exit(127);
-}
-
-/* Runs in the new instance between fork and exec. Every descriptor the spawner owns is
- * close-on-exec, so only 0, 1 and 2 survive the exec. */
+/* Runs in a plain (not sandboxed) instance between fork and exec. Every descriptor the
+ * spawner owns is close-on-exec, so only 0, 1 and 2 survive the exec. */
 __attribute__((noreturn)) static void sp_exec_child(pid_t spawner, const char *cwd, char **argv,
 						    char **envp, int out_w, int err_w, int ep)
 {
-	struct sigaction sa;
-	sigset_t none;
-	int i, nul;
-
 	if (setsid() < 0)
-		sp_child_fail(ep, SP_STEP_SETUP, errno);
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		sp_child_fail(ep, SP_STEP_SETUP, errno);
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
 	/* The spawner may have died before PDEATHSIG was armed. */
 	if (getppid() != spawner)
 		_exit(127);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (i = 1; i < NSIG; i++)
-		if (i != SIGKILL && i != SIGSTOP)
-			sigaction(i, &sa, NULL); /* fails harmlessly for the libc-reserved ones */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	nul = open("/dev/null", O_RDONLY);
-	if (nul < 0)
-		sp_child_fail(ep, SP_STEP_SETUP, errno);
-	if (dup2(nul, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-		sp_child_fail(ep, SP_STEP_SETUP, errno);
-	if (nul > 2)
-		close(nul);
-	if (cwd && chdir(cwd) < 0)
-		sp_child_fail(ep, SP_STEP_CHDIR, errno);
-	/* execvpe searches the PATH of environ, not of envp: make them the same so the
-	 * instance's own PATH decides (glibc falls back to /bin:/usr/bin without one). */
-	environ = envp;
-	execvpe(argv[0], argv, envp);
-	sp_child_fail(ep, SP_STEP_EXEC, errno);
+	fl_sandbox_exec(cwd, argv, envp, out_w, err_w, ep);
 }
 
-static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **argv, char **envp)
+static void sp_close_pair(int p[2])
 {
-	int out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
-	struct sp_exec_err e;
-	char msg[256];
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
+static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **argv, char **envp,
+		     const struct fl_sandbox *sb)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1}, sy[2] = {-1, -1};
+	int stp[2] = {-1, -1}, cg = 0, r;
+	struct fl_cg_limits lim = {0};
+	struct fl_sandbox_err e;
+	char msg[256], why[200];
 	size_t got = 0;
 	pid_t pid, self = getpid();
 
@@ -478,22 +532,68 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 		st->kids = k;
 		st->capkids = cap;
 	}
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
+	    (sb && (pipe2(sy, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0))) {
 		snprintf(msg, sizeof(msg), "start %.200s: cannot create pipes: %s", argv[0],
 			 strerror(errno));
 		goto fail;
 	}
-	pid = fork();
+	if (sb) {
+		if (fl_seccomp_prepare(why, sizeof(why)) < 0) {
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			goto fail;
+		}
+		lim = (struct fl_cg_limits){sb->memory, sb->cpu_millis, sb->pids};
+		r = fl_cgroup_create(id, &lim, why, sizeof(why));
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			goto fail;
+		}
+		cg = lim.memory || lim.cpu_millis || lim.pids;
+		pid = fl_sandbox_clone(&(struct fl_sandbox_child){
+		    .sb = sb,
+		    .cwd = cwd,
+		    .argv = argv,
+		    .envp = envp,
+		    .out_w = out[1],
+		    .err_w = err[1],
+		    .ep_w = ep[1],
+		    .sync_r = sy[0],
+		    .status_w = stp[1],
+		    .parent_pidfd = st->self_pidfd,
+		});
+		if (pid < 0)
+			errno = -pid;
+	} else {
+		pid = fork();
+		if (pid == 0)
+			sp_exec_child(self, cwd, argv, envp, out[1], err[1], ep[1]);
+	}
 	if (pid < 0) {
-		snprintf(msg, sizeof(msg), "start %.200s: fork: %s", argv[0], strerror(errno));
+		snprintf(msg, sizeof(msg), "start %.200s: %s: %s", argv[0],
+			 sb ? "clone into new namespaces" : "fork", strerror(errno));
 		goto fail;
 	}
-	if (pid == 0)
-		sp_exec_child(self, cwd, argv, envp, out[1], err[1], ep[1]);
 	close(out[1]);
 	close(err[1]);
 	close(ep[1]);
 	out[1] = err[1] = ep[1] = -1;
+	if (sb) {
+		close(sy[0]);
+		close(stp[1]);
+		sy[0] = stp[1] = -1;
+		/* Into its cgroups before it runs anything of the instance's: the init waits
+		 * for this byte. */
+		r = fl_cgroup_attach(id, &lim, pid, why, sizeof(why));
+		if (r == 0 && write(sy[1], "g", 1) != 1)
+			r = -errno;
+		close(sy[1]);
+		sy[1] = -1;
+		if (r < 0) {
+			kill(pid, SIGKILL);
+			got = (size_t)-1;
+		}
+	}
 	sp_record_write(st, pid);
 
 	/* The exec outcome is known before anything is reported: the close-on-exec pipe
@@ -509,33 +609,40 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 	if (got == 0) {
 		fcntl(out[0], F_SETFL, O_NONBLOCK);
 		fcntl(err[0], F_SETFL, O_NONBLOCK);
-		st->kids[st->nkids++] = (struct sp_child){id, pid};
+		if (stp[0] >= 0)
+			fcntl(stp[0], F_SETFL, O_NONBLOCK);
+		st->kids[st->nkids++] = (struct sp_child){id, pid, stp[0], cg};
+		stp[0] = -1;
 		sp_queue(st, SP_STARTED, id, pid, 0, NULL, out[0], err[0]);
 		out[0] = err[0] = -1;
 		close(ep[0]);
 		return;
 	}
 	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	sp_record_remove(st, pid);
-	if (got < sizeof(e))
+	if (got == (size_t)-1)
+		snprintf(msg, sizeof(msg), "sandbox: %s", why);
+	else if (got < sizeof(e))
 		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", argv[0]);
-	else if (e.step == SP_STEP_CHDIR)
+	else if (e.step == FL_SB_STEP_CHDIR)
 		snprintf(msg, sizeof(msg), "chdir %.200s: %s", cwd, strerror(e.err));
-	else if (e.step == SP_STEP_EXEC)
+	else if (e.step == FL_SB_STEP_EXEC)
 		snprintf(msg, sizeof(msg), "exec %.200s: %s", argv[0], strerror(e.err));
+	else if (e.step == FL_SB_STEP_SANDBOX)
+		snprintf(msg, sizeof(msg), "sandbox: cannot %.120s: %s", e.what, strerror(e.err));
 	else
 		snprintf(msg, sizeof(msg), "start %.200s: %s", argv[0], strerror(e.err));
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (out[i] >= 0)
-			close(out[i]);
-		if (err[i] >= 0)
-			close(err[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
-	}
+	if (cg)
+		sp_cg_remove(st, id);
+	sp_close_pair(out);
+	sp_close_pair(err);
+	sp_close_pair(ep);
+	sp_close_pair(sy);
+	sp_close_pair(stp);
 	sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
 }
 
@@ -544,13 +651,28 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 {
 	size_t want, nstr = 0, i, j;
 	char **argv = NULL, **envp = NULL;
+	struct fl_sandbox sb, *sbp = NULL;
+	struct sp_sbwire w = {0};
 	const char *cwd = NULL;
-	char *s = p;
+	char *s;
 
+	if (h->flags & SP_HAS_SANDBOX) {
+		if (len < sizeof(w)) {
+			fl_warn("spawner",
+				"ignoring a spawn request for id %llu without its sandbox",
+				(unsigned long long)h->id);
+			return;
+		}
+		memcpy(&w, p, sizeof(w));
+		p += sizeof(w);
+		len -= sizeof(w);
+	}
+	s = p;
 	for (i = 0; i < len; i++)
 		if (p[i] == '\0')
 			nstr++;
-	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0);
+	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0) +
+	       ((h->flags & SP_HAS_SANDBOX) ? 2 : 0);
 	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
 		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
 			(unsigned long long)h->id);
@@ -570,10 +692,25 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 		argv[j] = s;
 	for (j = 0; j < h->envc; j++, s += strlen(s) + 1)
 		envp[j] = s;
+	if (h->flags & SP_HAS_SANDBOX) {
+		sb = (struct fl_sandbox){.name = s,
+					 .uid = w.uid,
+					 .gid = w.gid,
+					 .memory = w.memory,
+					 .cpu_millis = w.cpu_millis,
+					 .pids = w.pids,
+					 .writable_cwd = w.writable_cwd != 0};
+		s += strlen(s) + 1;
+		sb.hide = s[0] ? s : NULL;
+		sbp = &sb;
+	}
 	if (argv[0][0] == '\0')
 		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: the command is empty", -1, -1);
+	else if (sbp && (sb.uid == 0 || sb.gid == 0))
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "sandbox: refusing to run as uid or gid 0", -1,
+			 -1);
 	else
-		sp_spawn(st, h->id, cwd, argv, envp);
+		sp_spawn(st, h->id, cwd, argv, envp, sbp);
 out:
 	free(argv);
 	free(envp);
@@ -676,7 +813,8 @@ static int sp_tidy_fds(int sock)
 
 __attribute__((noreturn)) static void sp_main(int sock, pid_t parent, const char *run_dir)
 {
-	struct sp_state st = {.sock = -1, .sigfd = -1, .parent = parent, .run_dir = run_dir};
+	struct sp_state st = {
+	    .sock = -1, .sigfd = -1, .parent = parent, .run_dir = run_dir, .self_pidfd = -1};
 	sigset_t set;
 
 	st.tail = &st.head;
@@ -704,12 +842,19 @@ __attribute__((noreturn)) static void sp_main(int sock, pid_t parent, const char
 		fl_error("spawner", "signalfd: %s", strerror(errno));
 		_exit(1);
 	}
+	/* Sandboxed children cannot use getppid() (the spawner is outside their PID
+	 * namespace): they poll this descriptor instead. */
+	st.self_pidfd = pidfd_open(getpid(), 0);
+	if (st.self_pidfd >= 0)
+		fcntl(st.self_pidfd, F_SETFD, FD_CLOEXEC);
 	for (;;) {
 		struct pollfd p[2] = {
 		    {st.sock, (short)(POLLIN | (st.head ? POLLOUT : 0)), 0},
 		    {st.sigfd, POLLIN, 0},
 		};
-		if (poll(p, 2, -1) < 0) {
+		if (st.ncgp > 0)
+			sp_cg_retry(&st);
+		if (poll(p, 2, st.ncgp > 0 ? SP_CG_RETRY_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fl_error("spawner", "poll: %s", strerror(errno));
@@ -812,9 +957,10 @@ static int sp_send(fl_spawner *sp, const void *buf, size_t len)
 }
 
 int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const argv[],
-		     char *const envp[])
+		     char *const envp[], const struct fl_sandbox *sb)
 {
 	struct sp_hdr h = {.type = SP_SPAWN, .id = id};
+	const char *sbname = "", *sbhide = "";
 	size_t len = sizeof(h), off;
 	char *buf;
 	int r, i;
@@ -825,6 +971,12 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 		h.flags |= SP_HAS_CWD;
 		len += strlen(cwd) + 1;
 	}
+	if (sb) {
+		h.flags |= SP_HAS_SANDBOX;
+		sbname = sb->name ? sb->name : "";
+		sbhide = sb->hide ? sb->hide : "";
+		len += sizeof(struct sp_sbwire) + strlen(sbname) + 1 + strlen(sbhide) + 1;
+	}
 	for (i = 0; argv[i] && len <= SP_MAX_MSG; i++, h.argc++)
 		len += strlen(argv[i]) + 1;
 	for (i = 0; envp && envp[i] && len <= SP_MAX_MSG; i++, h.envc++)
@@ -834,6 +986,16 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	buf = fl_xmalloc(len);
 	memcpy(buf, &h, sizeof(h));
 	off = sizeof(h);
+	if (sb) {
+		struct sp_sbwire w = {.memory = sb->memory,
+				      .cpu_millis = sb->cpu_millis,
+				      .pids = sb->pids,
+				      .uid = sb->uid,
+				      .gid = sb->gid,
+				      .writable_cwd = sb->writable_cwd ? 1 : 0};
+		memcpy(buf + off, &w, sizeof(w));
+		off += sizeof(w);
+	}
 #define SP_PUT(s)                                                                                  \
 	do {                                                                                       \
 		size_t l_ = strlen(s) + 1;                                                         \
@@ -846,6 +1008,10 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 		SP_PUT(argv[i]);
 	for (i = 0; i < (int)h.envc; i++)
 		SP_PUT(envp[i]);
+	if (sb) {
+		SP_PUT(sbname);
+		SP_PUT(sbhide);
+	}
 #undef SP_PUT
 	r = sp_send(sp, buf, len);
 	free(buf);

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 typedef struct fl_spawner fl_spawner;
+struct fl_sandbox; /* runtime/sandbox_linux.h */
 
 enum fl_spawn_event_type {
 	FL_SPAWN_STARTED, /* the process exists: pid, out_fd, err_fd are set */
@@ -47,12 +48,16 @@ int fl_spawner_start(const char *run_dir, fl_spawner **out, int *reaped);
 int fl_spawner_fd(const fl_spawner *sp);
 
 /* Asks for a process: argv[0] is looked up in PATH; envp is the whole
- * environment; cwd is where it starts (NULL: the daemon's). Nothing is
- * borrowed after the call returns. The outcome arrives later as an event with
- * the same id. Returns 0, or -errno if the request could not be sent (for
- * example -EMSGSIZE past 64 KiB of arguments and environment). */
+ * environment; cwd is where it starts (NULL: the daemon's, or /tmp when
+ * sandboxed). sb NULL runs a plain process; otherwise the process is sandboxed
+ * as sb describes (runtime/sandbox_linux.h): its pid in events is then that of
+ * the sandbox's init, and EXITED carries the command's own wait status. Nothing
+ * is borrowed after the call returns. The outcome arrives later as an event with
+ * the same id (FAILED says "sandbox: ..." when the sandbox could not be built).
+ * Returns 0, or -errno if the request could not be sent (for example -EMSGSIZE
+ * past 64 KiB of arguments and environment). */
 int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const argv[],
-		     char *const envp[]);
+		     char *const envp[], const struct fl_sandbox *sb);
 
 /* Sends sig to the whole process group of instance id. Unknown ids are ignored. */
 int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig);

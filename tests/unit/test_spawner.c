@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "runtime/cgroup.c"
+#include "runtime/sandbox_linux.c"
+#include "runtime/seccomp.c"
 #include "runtime/spawner.c"
 
 #include <ftw.h>
@@ -143,7 +146,7 @@ static void test_output_and_exit_status(void **state)
 	struct fl_spawn_event ev, ex;
 	char buf[64];
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 7, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 7, NULL, argv, path_env, NULL), 0);
 	expect_started(f->sp, 7, &ev);
 	assert_true(fcntl(ev.out_fd, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(ev.err_fd, F_GETFL) & O_NONBLOCK);
@@ -168,7 +171,7 @@ static void test_exec_failure(void **state)
 	char *argv[] = {"no-such-command-flint", "x", NULL};
 	struct fl_spawn_event ev;
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 8, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 8, NULL, argv, path_env, NULL), 0);
 	wait_event(f->sp, &ev);
 	assert_int_equal(ev.type, FL_SPAWN_FAILED);
 	assert_int_equal(ev.id, 8);
@@ -184,7 +187,8 @@ static void test_chdir_failure(void **state)
 	char *argv[] = {"pwd", NULL};
 	struct fl_spawn_event ev;
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 9, "/nonexistent-flint-dir", argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 9, "/nonexistent-flint-dir", argv, path_env, NULL),
+			 0);
 	wait_event(f->sp, &ev);
 	assert_int_equal(ev.type, FL_SPAWN_FAILED);
 	assert_string_equal(ev.msg, "chdir /nonexistent-flint-dir: No such file or directory");
@@ -199,7 +203,7 @@ static void test_cwd(void **state)
 
 	assert_non_null(realpath(f->dir, real));
 	snprintf(want, sizeof(want), "%s\n", real);
-	assert_int_equal(fl_spawner_spawn(f->sp, 10, f->dir, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 10, f->dir, argv, path_env, NULL), 0);
 	expect_started(f->sp, 10, &ev);
 	read_fd(ev.out_fd, buf, sizeof(buf), 0);
 	assert_string_equal(buf, want);
@@ -229,7 +233,7 @@ static void test_path_and_env_from_envp(void **state)
 	fclose(fp);
 	assert_int_equal(chmod(script, 0755), 0);
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 11, NULL, argv, envp), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 11, NULL, argv, envp, NULL), 0);
 	expect_started(f->sp, 11, &ev);
 	read_fd(ev.out_fd, buf, sizeof(buf), 0);
 	assert_string_equal(buf, "hi there\n");
@@ -239,7 +243,7 @@ static void test_path_and_env_from_envp(void **state)
 	close(ev.err_fd);
 
 	/* The daemon's PATH plays no part: without bin in envp's PATH it is not found. */
-	assert_int_equal(fl_spawner_spawn(f->sp, 12, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 12, NULL, argv, path_env, NULL), 0);
 	wait_event(f->sp, &ev);
 	assert_int_equal(ev.type, FL_SPAWN_FAILED);
 	assert_string_equal(ev.msg, "exec flint-hello: No such file or directory");
@@ -251,7 +255,7 @@ static void test_signal(void **state)
 	char *argv[] = {"sleep", "100", NULL};
 	struct fl_spawn_event ev, ex;
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 13, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 13, NULL, argv, path_env, NULL), 0);
 	expect_started(f->sp, 13, &ev);
 	assert_true(record_exists(f, ev.pid));
 	assert_int_equal(getpgid(ev.pid), ev.pid);		     /* a group of its own */
@@ -274,7 +278,7 @@ static pid_t start_with_grandchild(struct fx *f, uint64_t id, const char *script
 	char buf[64];
 	pid_t g;
 
-	assert_int_equal(fl_spawner_spawn(f->sp, id, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, id, NULL, argv, path_env, NULL), 0);
 	expect_started(f->sp, id, ev);
 	read_fd(ev->out_fd, buf, sizeof(buf), 1);
 	g = (pid_t)atoi(buf);
@@ -352,15 +356,16 @@ static void test_no_descriptor_leaks(void **state)
 	assert_true(leak >= 0);
 	assert_int_equal(fl_spawner_start(f->run, &sp2, NULL), 0);
 	close(leak);
-	assert_int_equal(fl_spawner_spawn(sp2, 16, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(sp2, 16, NULL, argv, path_env, NULL), 0);
 	expect_started(sp2, 16, &ev);
 	read_fd(ev.out_fd, buf, sizeof(buf), 0);
 	assert_string_equal(buf, "0\n1\n2\n");
 	expect_exited(sp2, 16, ev.pid, &ex);
 	close(ev.out_fd);
 	close(ev.err_fd);
-	/* The spawner itself: stdin/out/err, its socket and its signalfd. */
-	if (count_fds(sp2->pid, list, sizeof(list)) != 5)
+	/* The spawner itself: stdin/out/err, its socket, its signalfd and its own pidfd
+	 * (which sandboxed children poll). */
+	if (count_fds(sp2->pid, list, sizeof(list)) != 6)
 		fail_msg("the spawner holds descriptors %s", list);
 	fl_spawner_stop(sp2, 1000);
 }
@@ -390,11 +395,11 @@ static void test_bad_requests_are_ignored(void **state)
 
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(fl_spawner_spawn(f->sp, 17, NULL, argv, bigenv), -EMSGSIZE);
-	assert_int_equal(fl_spawner_spawn(f->sp, 17, NULL, noargv, path_env), -EINVAL);
+	assert_int_equal(fl_spawner_spawn(f->sp, 17, NULL, argv, bigenv, NULL), -EMSGSIZE);
+	assert_int_equal(fl_spawner_spawn(f->sp, 17, NULL, noargv, path_env, NULL), -EINVAL);
 
 	/* The spawner is still serving, and none of the above produced an event. */
-	assert_int_equal(fl_spawner_spawn(f->sp, 18, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 18, NULL, argv, path_env, NULL), 0);
 	expect_started(f->sp, 18, &ev);
 	expect_exited(f->sp, 18, ev.pid, &ex);
 	assert_int_equal(ex.status, 0);
@@ -404,9 +409,9 @@ static void test_bad_requests_are_ignored(void **state)
 	/* A second live instance under an id in use is refused, not confused with it. */
 	{
 		char *sl[] = {"sleep", "100", NULL};
-		assert_int_equal(fl_spawner_spawn(f->sp, 19, NULL, sl, path_env), 0);
+		assert_int_equal(fl_spawner_spawn(f->sp, 19, NULL, sl, path_env, NULL), 0);
 		expect_started(f->sp, 19, &ev);
-		assert_int_equal(fl_spawner_spawn(f->sp, 19, NULL, sl, path_env), 0);
+		assert_int_equal(fl_spawner_spawn(f->sp, 19, NULL, sl, path_env, NULL), 0);
 		wait_event(f->sp, &ex);
 		assert_int_equal(ex.type, FL_SPAWN_FAILED);
 		assert_string_equal(ex.msg, "start sleep: instance id 19 is already running");
@@ -423,7 +428,7 @@ static void test_stop_kills_what_ignores_sigterm(void **state)
 	char buf[64];
 	int pfd;
 
-	assert_int_equal(fl_spawner_spawn(f->sp, 20, NULL, argv, path_env), 0);
+	assert_int_equal(fl_spawner_spawn(f->sp, 20, NULL, argv, path_env, NULL), 0);
 	expect_started(f->sp, 20, &ev);
 	read_fd(ev.out_fd, buf, sizeof(buf), 1);
 	assert_string_equal(buf, "ready\n");
@@ -448,7 +453,7 @@ static void test_eof_and_sigterm_end_spawner(void **state)
 		fl_spawner *sp = f->sp;
 		if (sp == NULL)
 			assert_int_equal(fl_spawner_start(f->run, &sp, NULL), 0);
-		assert_int_equal(fl_spawner_spawn(sp, 21, NULL, argv, path_env), 0);
+		assert_int_equal(fl_spawner_spawn(sp, 21, NULL, argv, path_env, NULL), 0);
 		expect_started(sp, 21, &ev);
 		pfd = pidfd_open(ev.pid, 0);
 		assert_true(pfd >= 0);
@@ -599,6 +604,232 @@ static void test_leftover_workers_of_dead_leader(void **state)
 	assert_gone(wfd);
 }
 
+/* ---- sandboxed instances ---- */
+
+struct sbfx {
+	char dir[64];  /* plays the data directory: outside /tmp, so it must be covered */
+	char code[96]; /* the working directory inside it, bound back read-only */
+};
+
+static void sb_dirs(struct sbfx *d)
+{
+	char path[160];
+	FILE *fp;
+
+	strcpy(d->dir, "/var/tmp/flint-sb-XXXXXX");
+	assert_non_null(mkdtemp(d->dir));
+	snprintf(d->code, sizeof(d->code), "%s/code", d->dir);
+	assert_int_equal(mkdir(d->code, 0755), 0);
+	snprintf(path, sizeof(path), "%s/token", d->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("secret\n", fp);
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/app.txt", d->code);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("code\n", fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0644), 0);
+}
+
+/* Runs script sandboxed and returns its stdout in out and its wait status. */
+static int sb_run(struct fx *f, uint64_t id, const char *cwd, const struct fl_sandbox *sb,
+		  const char *script, char *out, size_t cap, char *err, size_t errcap)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+	struct fl_spawn_event ev, ex;
+
+	assert_int_equal(fl_spawner_spawn(f->sp, id, cwd, argv, path_env, sb), 0);
+	expect_started(f->sp, id, &ev);
+	read_fd(ev.out_fd, out, cap, 0);
+	read_fd(ev.err_fd, err, errcap, 0);
+	expect_exited(f->sp, id, ev.pid, &ex);
+	close(ev.out_fd);
+	close(ev.err_fd);
+	return ex.status;
+}
+
+static void test_sandbox_view_and_identity(void **state)
+{
+	struct fx *f = *state;
+	struct sbfx d;
+	struct fl_sandbox sb = {.name = "sbtest", .uid = fl_sandbox_uid("sbtest")};
+	char out[2048], err[1024], want[512];
+	int status;
+
+	sb_dirs(&d);
+	sb.gid = sb.uid;
+	sb.hide = d.dir;
+	status = sb_run(
+	    f, 30, d.code, &sb,
+	    "echo pid=$$ uid=$(id -u) gid=$(id -g) groups=$(id -G) host=$(hostname);"
+	    "n=$(ls /proc | grep -c '^[0-9]'); [ $n -lt 8 ] && echo few-procs;"
+	    "echo cwd=$(pwd) code=$(cat app.txt) home=${HOME:-none};"
+	    "cat ../token 2>/dev/null || echo token=hidden;"
+	    "touch /usr/flint-x 2>/dev/null && echo usr=rw || echo usr=ro;"
+	    "touch app2.txt 2>/dev/null && echo code=rw || echo code=ro;"
+	    "echo hi >/tmp/t && echo tmp=$(cat /tmp/t);"
+	    "echo null >/dev/null && echo devnull=ok;"
+	    "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' ';"
+	    "exit 3",
+	    out, sizeof(out), err, sizeof(err));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 3);
+	/* The shell is PID 2: the init is 1, and nothing of the host shows in /proc. */
+	snprintf(want, sizeof(want),
+		 "pid=2 uid=%u gid=%u groups=%u host=sbtest\n"
+		 "few-procs\n"
+		 "cwd=%s code=code home=none\n"
+		 "token=hidden\n"
+		 "usr=ro\n"
+		 "code=ro\n"
+		 "tmp=hi\n"
+		 "devnull=ok\n"
+		 "CapEff: 0000000000000000\n"
+		 "CapBnd: 0000000000000000\n"
+		 "NoNewPrivs: 1\n"
+		 "Seccomp: 2\n",
+		 sb.uid, sb.gid, sb.gid, d.code);
+	if (strcmp(out, want) != 0)
+		fail_msg("sandboxed output:\n%s\nexpected:\n%s\nstderr:\n%s", out, want, err);
+	nftw(d.dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_sandbox_seccomp_denies(void **state)
+{
+	struct fx *f = *state;
+	struct fl_sandbox sb = {.name = "sbsec", .uid = fl_sandbox_uid("sbsec")};
+	char out[1024], err[1024];
+	int status;
+
+	sb.gid = sb.uid;
+	/* unshare(1) and mount(8) exist on Debian; both must be refused by the kernel. */
+	status = sb_run(f, 31, NULL, &sb,
+			"unshare -U true 2>/dev/null && echo unshare=ok || echo unshare=denied;"
+			"mount -t tmpfs x /tmp 2>/dev/null && echo mount=ok || echo mount=denied;"
+			"pwd",
+			out, sizeof(out), err, sizeof(err));
+	assert_int_equal(status, 0);
+	assert_string_equal(out, "unshare=denied\nmount=denied\n/tmp\n");
+}
+
+static void test_sandbox_signal_reaches_command(void **state)
+{
+	struct fx *f = *state;
+	struct fl_sandbox sb = {.name = "sbsig", .uid = fl_sandbox_uid("sbsig")};
+	char *argv[] = {"/bin/sh", "-c", "echo ready; sleep 100 & wait", NULL};
+	struct fl_spawn_event ev, ex;
+	char buf[64];
+
+	sb.gid = sb.uid;
+	assert_int_equal(fl_spawner_spawn(f->sp, 32, NULL, argv, path_env, &sb), 0);
+	expect_started(f->sp, 32, &ev);
+	read_fd(ev.out_fd, buf, sizeof(buf), 1);
+	assert_string_equal(buf, "ready\n");
+	/* The init leads the host-side group the daemon signals. */
+	assert_int_equal(getpgid(ev.pid), ev.pid);
+	assert_true(record_exists(f, ev.pid));
+	assert_int_equal(fl_spawner_signal(f->sp, 32, SIGTERM), 0);
+	expect_exited(f->sp, 32, ev.pid, &ex);
+	/* The command's own end, not the init's. */
+	assert_true(WIFSIGNALED(ex.status));
+	assert_int_equal(WTERMSIG(ex.status), SIGTERM);
+	assert_false(record_exists(f, ev.pid));
+	close(ev.out_fd);
+	close(ev.err_fd);
+}
+
+static void test_sandbox_failures(void **state)
+{
+	struct fx *f = *state;
+	struct fl_sandbox sb = {.name = "sbfail", .uid = fl_sandbox_uid("sbfail")};
+	char *argv[] = {"no-such-command-flint", NULL};
+	char *pwd[] = {"pwd", NULL};
+	struct fl_spawn_event ev;
+
+	sb.gid = sb.uid;
+	assert_int_equal(fl_spawner_spawn(f->sp, 33, NULL, argv, path_env, &sb), 0);
+	wait_event(f->sp, &ev);
+	assert_int_equal(ev.type, FL_SPAWN_FAILED);
+	assert_string_equal(ev.msg, "exec no-such-command-flint: No such file or directory");
+	assert_int_equal(fl_spawner_spawn(f->sp, 34, "/nonexistent-flint-dir", pwd, path_env, &sb),
+			 0);
+	wait_event(f->sp, &ev);
+	assert_int_equal(ev.type, FL_SPAWN_FAILED);
+	assert_string_equal(ev.msg, "chdir /nonexistent-flint-dir: No such file or directory");
+	sb.uid = 0;
+	assert_int_equal(fl_spawner_spawn(f->sp, 35, NULL, pwd, path_env, &sb), 0);
+	wait_event(f->sp, &ev);
+	assert_int_equal(ev.type, FL_SPAWN_FAILED);
+	assert_string_equal(ev.msg, "sandbox: refusing to run as uid or gid 0");
+	assert_int_equal(fl_spawner_read(f->sp, &ev), FL_AGAIN);
+}
+
+static void test_sandbox_build_dir_writable(void **state)
+{
+	struct fx *f = *state;
+	struct sbfx d;
+	struct fl_sandbox sb = {.name = "sbbuild", .uid = fl_sandbox_uid("sbbuild")};
+	char out[256], err[256], path[160];
+	struct stat st;
+
+	sb_dirs(&d);
+	sb.gid = sb.uid;
+	sb.hide = d.dir;
+	sb.writable_cwd = 1;
+	assert_int_equal(sb_run(f, 36, d.code, &sb, "echo built > out.bin && cat out.bin", out,
+				sizeof(out), err, sizeof(err)),
+			 0);
+	assert_string_equal(out, "built\n");
+	snprintf(path, sizeof(path), "%s/out.bin", d.code);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, sb.uid);
+	nftw(d.dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Limits need cgroups: the layout is detected for a tag of this test's own, then a
+ * spawner started after it inherits it. */
+static void test_sandbox_pids_limit(void **state)
+{
+	struct fx *f = *state;
+	struct fl_sandbox sb = {.name = "sbpids", .uid = fl_sandbox_uid("sbpids"), .pids = 8};
+	char tag[32], out[256], err[4096], dir[700];
+	int reaped = -1;
+
+	snprintf(tag, sizeof(tag), "unit-%d", (int)getpid());
+	fl_cgroup_init(tag, &reaped);
+	assert_int_equal(reaped, 0);
+	if (!fl_cgroup_layout()->res[FL_CG_PIDS].enforced) {
+		char why[700];
+		fl_cgroup_describe(why, sizeof(why));
+		print_message("pids limits are not enforced on this host (%s): skipped\n", why);
+		skip();
+	}
+	fl_spawner_stop(f->sp, 1000);
+	assert_int_equal(fl_spawner_start(f->run, &f->sp, NULL), 0);
+	sb.gid = sb.uid;
+	/* 8 tasks: the init, the shell and at most 6 sleeps. */
+	assert_int_equal(sb_run(f, 37, NULL, &sb,
+				"n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 30 2>/dev/null & "
+				"n=$((n+1)); done; kill $(jobs -p) 2>/dev/null",
+				out, sizeof(out), err, sizeof(err)) >= 0,
+			 1);
+	/* Init, shell and 6 sleeps fill the 8: the shell reports the forks that failed. */
+	assert_non_null(strstr(err, "fork"));
+	snprintf(dir, sizeof(dir), "%s/i-37", fl_cgroup_layout()->res[FL_CG_PIDS].dir);
+	/* The group is removed once the instance ended (retried while it empties). */
+	for (int i = 0; i < 500 && access(dir, F_OK) == 0; i++)
+		poll(NULL, 0, 10);
+	assert_int_equal(access(dir, F_OK), -1);
+	fl_spawner_stop(f->sp, 1000);
+	f->sp = NULL;
+	fl_cgroup_cleanup();
+	/* Later tests run without limits. */
+	memset(&cg_layout, 0, sizeof(cg_layout));
+	assert_int_equal(fl_spawner_start(f->run, &f->sp, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -616,6 +847,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_eof_and_sigterm_end_spawner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_leftovers_are_reaped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_leftover_workers_of_dead_leader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_view_and_identity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_seccomp_denies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_signal_reaches_command, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_build_dir_writable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_pids_limit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -174,6 +174,10 @@ static void assert_specs_equal(const fl_spec *a, const fl_spec *b)
 	assert_int_equal(a->startup_timeout_ms, b->startup_timeout_ms);
 	assert_int_equal(a->queue_max, b->queue_max);
 	assert_int_equal(a->queue_timeout_ms, b->queue_timeout_ms);
+	assert_int_equal(a->memory, b->memory);
+	assert_int_equal(a->cpu_millis, b->cpu_millis);
+	assert_int_equal(a->pids, b->pids);
+	assert_int_equal(a->sandbox, b->sandbox);
 }
 
 /* parse -> to_json -> parse gives an equal spec, and to_json is then a fixed point. */
@@ -219,6 +223,54 @@ static void test_round_trip(void **state)
 			    "false");
 	json_decref(j);
 	fl_spec_free(s);
+}
+
+static void test_limits_and_sandbox(void **state)
+{
+	fl_spec *s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"]}");
+	json_t *j, *l;
+
+	/* Defaults: sandboxed, no resource limit; the normalized form says so. */
+	assert_int_equal(s->sandbox, 1);
+	assert_int_equal(s->memory, 0);
+	assert_int_equal(s->cpu_millis, 0);
+	assert_int_equal(s->pids, 0);
+	j = fl_spec_to_json(s);
+	assert_true(json_is_true(json_object_get(j, "sandbox")));
+	l = json_object_get(j, "limits");
+	assert_null(json_object_get(l, "memory"));
+	assert_null(json_object_get(l, "cpu"));
+	assert_null(json_object_get(l, "pids"));
+	json_decref(j);
+	fl_spec_free(s);
+
+	s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"], \"sandbox\": false,"
+		     " \"limits\": {\"memory\": \"64m\", \"cpu\": 0.2, \"pids\": 32}}");
+	assert_int_equal(s->sandbox, 0);
+	assert_int_equal(s->memory, 64 << 20);
+	assert_int_equal(s->cpu_millis, 200);
+	assert_int_equal(s->pids, 32);
+	j = fl_spec_to_json(s);
+	assert_true(json_is_false(json_object_get(j, "sandbox")));
+	l = json_object_get(j, "limits");
+	assert_int_equal(json_integer_value(json_object_get(l, "memory")), 64 << 20);
+	assert_string_equal(json_string_value(json_object_get(l, "cpu")), "200m");
+	assert_int_equal(json_integer_value(json_object_get(l, "pids")), 32);
+	json_decref(j);
+	fl_spec_free(s);
+
+	s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": \"1500m\"}}");
+	assert_int_equal(s->cpu_millis, 1500);
+	fl_spec_free(s);
+	s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": 2,"
+		     " \"memory\": 0, \"pids\": 0}}");
+	assert_int_equal(s->cpu_millis, 2000);
+	assert_int_equal(s->memory, 0);
+	fl_spec_free(s);
+
+	round_trip("{\"name\": \"a\", \"command\": [\"x\"], \"sandbox\": false,"
+		   " \"limits\": {\"memory\": \"1g\", \"cpu\": 0.25, \"pids\": 100}}");
+	round_trip("{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": 3}}");
 }
 
 struct bad {
@@ -302,6 +354,28 @@ static const struct bad bad_specs[] = {
     {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"max_body\": -5}}",
      "limits.max_body: must be a size such as \"64m\", \"512k\" or \"1g\", or a number of "
      "bytes"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"memory\": \"1m\"}}",
+     "limits.memory: must be at least \"4m\" (0 = no limit)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"memory\": \"lots\"}}",
+     "limits.memory: must be a size such as \"64m\", \"512k\" or \"1g\", or a number of "
+     "bytes"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": 0.001}}",
+     "limits.cpu: must be a number of CPUs between 0.01 and 1024 (such as 0.5 or 2) or "
+     "millicpus as a string such as \"500m\"; 0 = no limit"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": \"half\"}}",
+     "limits.cpu: must be a number of CPUs between 0.01 and 1024 (such as 0.5 or 2) or "
+     "millicpus as a string such as \"500m\"; 0 = no limit"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"cpu\": -1}}",
+     "limits.cpu: must be a number of CPUs between 0.01 and 1024 (such as 0.5 or 2) or "
+     "millicpus as a string such as \"500m\"; 0 = no limit"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"pids\": 2}}",
+     "limits.pids: must be at least 4 (0 = no limit)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"pids\": \"32\"}}",
+     "limits.pids: must be an integer between 0 and 4194304"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"limits\": {\"memroy\": \"64m\"}}",
+     "limits: unknown field \"memroy\" (did you mean \"memory\"?)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"sandbox\": \"yes\"}",
+     "sandbox: must be true or false"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"path\": \"healthz\"}}",
      "health.path: must be a string starting with '/'"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"path\": \"/h\", \"tcp\": true}}",
@@ -361,6 +435,7 @@ int main(void)
 	    cmocka_unit_test(test_full),
 	    cmocka_unit_test(test_string_command),
 	    cmocka_unit_test(test_target_follows_concurrency),
+	    cmocka_unit_test(test_limits_and_sandbox),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_nul_refused),

@@ -1,0 +1,25 @@
+/* probe.h -- one readiness check of an instance on 127.0.0.1:PORT: a TCP
+ * connect, an HTTP GET answered 2xx, or the standard gRPC health service
+ * (grpc.health.v1.Health/Check) answering SERVING. Control thread only. */
+#ifndef FL_PROBE_H
+#define FL_PROBE_H
+
+#include <uv.h>
+
+#include "control/spec.h"
+
+typedef struct fl_probe fl_probe;
+
+/* Receives the outcome once: ok is 1 when the instance is ready. */
+typedef void (*fl_probe_cb)(void *ctx, int ok);
+
+/* Starts one check. path is the HTTP path (FL_HEALTH_HTTP; copied). On success
+ * returns 0 and *out, and cb will be called exactly once unless the probe is
+ * cancelled first. Returns -errno if it could not start (cb is not called). */
+int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const char *path,
+		   fl_probe_cb cb, void *ctx, fl_probe **out);
+
+/* Abandons a check under way: cb is not called; p is freed by the probe. */
+void fl_probe_cancel(fl_probe *p);
+
+#endif

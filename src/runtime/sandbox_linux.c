@@ -1,0 +1,415 @@
+/* sandbox_linux.c -- namespaces, mounts, identity and the init of sandboxed instances. */
+#include "runtime/sandbox_linux.h"
+
+#include "core/log.h"
+#include "core/sha256.h"
+#include "core/util.h"
+#include "runtime/cgroup.h"
+#include "runtime/seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Where the new root is assembled, on a small tmpfs laid over /tmp of the new mount
+ * namespace only; it disappears with the old root after pivot_root. */
+#define SB_STAGE "/tmp"
+#define SB_ROOT	 "/tmp/r"
+
+/* Signals the init passes on to the command; it handles them to be able to receive
+ * them at all (a PID namespace's init ignores signals it has no handler for). */
+static const int sb_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+uint32_t fl_sandbox_uid(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return FL_SANDBOX_UID_BASE + h % FL_SANDBOX_UID_COUNT;
+}
+
+void fl_sandbox_init(const char *data_dir)
+{
+	char real[PATH_MAX], hex[65], tag[16], what[700], err[160];
+	int reaped = 0;
+
+	if (realpath(data_dir, real) == NULL)
+		snprintf(real, sizeof(real), "%s", data_dir);
+	fl_sha256_hex(real, strlen(real), hex);
+	snprintf(tag, sizeof(tag), "%.12s", hex);
+	fl_cgroup_init(tag, &reaped);
+	if (reaped)
+		fl_warn("sandbox", "removed %d instance cgroups left by an earlier run", reaped);
+	if (fl_seccomp_prepare(err, sizeof(err)) < 0)
+		fl_error("sandbox", "%s; sandboxed instances cannot start", err);
+	/* Namespaces, other uids and mounts need root; say so once instead of per start. */
+	if (geteuid() != 0)
+		fl_warn("sandbox",
+			"flint is not running as root: sandboxed instances will fail to "
+			"start; run flint as root, or deploy functions with \"sandbox\": false");
+	fl_cgroup_describe(what, sizeof(what));
+	fl_info("sandbox",
+		"instances run in pid/mount/ipc/uts namespaces as uid %d-%d without "
+		"capabilities, with no_new_privs and seccomp; limits: %s",
+		FL_SANDBOX_UID_BASE, FL_SANDBOX_UID_BASE + FL_SANDBOX_UID_COUNT - 1, what);
+}
+
+void fl_sandbox_describe(char *out, size_t outlen)
+{
+	char what[700];
+
+	fl_cgroup_describe(what, sizeof(what));
+	snprintf(out, outlen,
+		 "namespaces (pid, mount, ipc, uts); read-only view of the host with a private "
+		 "/tmp, the data directory hidden; an unprivileged uid per function; no "
+		 "capabilities; no_new_privs; seccomp filter; limits: %s "
+		 "(functions with \"sandbox\": false run as plain processes)",
+		 what);
+}
+
+/* ---- in the child (no logging: stderr is the daemon's) ---- */
+
+__attribute__((noreturn)) void fl_sandbox_fail(int ep, int step, int err, const char *what)
+{
+	struct fl_sandbox_err e;
+
+	memset(&e, 0, sizeof(e));
+	e.step = step;
+	e.err = err;
+	if (what)
+		snprintf(e.what, sizeof(e.what), "%s", what);
+	while (write(ep, &e, sizeof(e)) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+__attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, char **envp, int out_w,
+					       int err_w, int ep)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int i, nul;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (i = 1; i < NSIG; i++)
+		if (i != SIGKILL && i != SIGSTOP)
+			sigaction(i, &sa, NULL); /* fails harmlessly for the libc-reserved ones */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	nul = open("/dev/null", O_RDONLY);
+	if (nul < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
+	if (dup2(nul, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
+	if (nul > 2)
+		close(nul);
+	if (cwd && chdir(cwd) < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_CHDIR, errno, NULL);
+	/* execvpe searches the PATH of environ, not of envp: make them the same so the
+	 * instance's own PATH decides (glibc falls back to /bin:/usr/bin without one). */
+	environ = envp;
+	execvpe(argv[0], argv, envp);
+	fl_sandbox_fail(ep, FL_SB_STEP_EXEC, errno, NULL);
+}
+
+/* Reports a failed sandbox step "what path" with errno and ends the child. */
+__attribute__((noreturn)) static void sb_die(int ep, const char *what, const char *path)
+{
+	char text[120];
+
+	snprintf(text, sizeof(text), "%s%s%.80s", what, path ? " " : "", path ? path : "");
+	fl_sandbox_fail(ep, FL_SB_STEP_SANDBOX, errno, text);
+}
+
+/* mkdir -p of path, which must end up a directory (existing ones are fine even on a
+ * read-only file system: mkdir reports EEXIST before EROFS). */
+static int sb_mkdirs(const char *path)
+{
+	char p[PATH_MAX];
+	size_t i, n = strlen(path);
+
+	if (n >= sizeof(p))
+		return -1;
+	memcpy(p, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		p[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+static int sb_is_dir(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static uid_t sb_chown_uid;
+static gid_t sb_chown_gid;
+
+static int sb_chown_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	/* Never through a symbolic link: lchown changes the link itself. */
+	return lchown(path, sb_chown_uid, sb_chown_gid) < 0 ? -1 : 0;
+}
+
+/* Builds the file system view and moves into it. cwd is a host path (or NULL). */
+static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+	struct mount_attr cw = {.attr_set =
+				    MOUNT_ATTR_NOSUID | (sb->writable_cwd ? 0 : MOUNT_ATTR_RDONLY)};
+	char path[PATH_MAX + 16], opts[64];
+	int tree, cwdtree = -1, hidden = 0;
+
+	/* Nothing done here may propagate back to the host's mounts. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		sb_die(ep, "make the mounts private", NULL);
+	if (cwd && sb->writable_cwd) {
+		sb_chown_uid = sb->uid;
+		sb_chown_gid = sb->gid;
+		if (nftw(cwd, sb_chown_one, 16, FTW_PHYS) != 0)
+			sb_die(ep, "give the build directory to the function's uid:", cwd);
+	}
+	/* Copies of the host's tree and of the working directory, taken before anything
+	 * covers them (the working directory may lie in the data directory or /tmp). */
+	tree = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (tree < 0)
+		sb_die(ep, "copy the mount tree", NULL);
+	if (cwd) {
+		cwdtree =
+		    open_tree(AT_FDCWD, cwd, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (cwdtree < 0)
+			fl_sandbox_fail(ep, FL_SB_STEP_CHDIR, errno, NULL);
+		if (mount_setattr(cwdtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &cw, sizeof(cw)) < 0)
+			sb_die(ep, "set the attributes of the working directory", NULL);
+	}
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
+		sb_die(ep, "make the host's tree read-only", NULL);
+	if (mount("tmpfs", SB_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") < 0)
+		sb_die(ep, "mount a staging tmpfs on", SB_STAGE);
+	if (mkdir(SB_ROOT, 0755) < 0)
+		sb_die(ep, "create", SB_ROOT);
+	if (move_mount(tree, "", AT_FDCWD, SB_ROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		sb_die(ep, "attach the read-only tree at", SB_ROOT);
+	close(tree);
+
+	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
+		 (unsigned long long)FL_SANDBOX_TMP_SIZE);
+	if (mount("tmpfs", SB_ROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		sb_die(ep, "mount a tmpfs on", "/tmp");
+	if (sb_is_dir(SB_ROOT "/dev/shm") &&
+	    mount("tmpfs", SB_ROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		sb_die(ep, "mount a tmpfs on", "/dev/shm");
+	/* This process is PID 1 of the new namespace: the new proc shows only it and its
+	 * descendants. */
+	if (mount("proc", SB_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		sb_die(ep, "mount proc on", "/proc");
+	if (sb->hide && sb->hide[0] == '/') {
+		snprintf(path, sizeof(path), "%s%s", SB_ROOT, sb->hide);
+		/* Under /tmp it is already gone with the host's /tmp. */
+		if (sb_is_dir(path)) {
+			if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "size=64k,mode=0755") < 0)
+				sb_die(ep, "cover the data directory", sb->hide);
+			hidden = 1;
+		}
+	}
+	if (cwd) {
+		snprintf(path, sizeof(path), "%s%s", SB_ROOT, cwd);
+		if (sb_mkdirs(path) < 0)
+			sb_die(ep, "create the mount point of", cwd);
+		if (move_mount(cwdtree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			sb_die(ep, "bind the working directory at", cwd);
+		close(cwdtree);
+	}
+	if (hidden) {
+		snprintf(path, sizeof(path), "%s%s", SB_ROOT, sb->hide);
+		if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+			  NULL) < 0)
+			sb_die(ep, "make the cover of the data directory read-only", NULL);
+	}
+	/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the
+	 * new root alone, with no path back to the host's tree. */
+	if (chdir(SB_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		sb_die(ep, "pivot_root to the new root", NULL);
+	if (umount2(".", MNT_DETACH) < 0)
+		sb_die(ep, "detach the old root", NULL);
+	if (chdir("/") < 0)
+		sb_die(ep, "chdir to the new root", NULL);
+}
+
+/* Drops every privilege: the function's uid and gid, no groups, no capabilities
+ * (bounding set included), no_new_privs, then the seccomp filter. */
+static void sb_drop(const struct fl_sandbox *sb, int ep)
+{
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+	int cap;
+
+	for (cap = 0; cap < 64; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			sb_die(ep, "drop capabilities from the bounding set", NULL);
+	if (setgroups(0, NULL) < 0)
+		sb_die(ep, "clear the supplementary groups", NULL);
+	if (setresgid(sb->gid, sb->gid, sb->gid) < 0)
+		sb_die(ep, "switch to the function's gid", NULL);
+	if (setresuid(sb->uid, sb->uid, sb->uid) < 0)
+		sb_die(ep, "switch to the function's uid", NULL);
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capset, &h, d) < 0)
+		sb_die(ep, "clear the capabilities", NULL);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		sb_die(ep, "clear the ambient capabilities", NULL);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		sb_die(ep, "set no_new_privs", NULL);
+	errno = -fl_seccomp_apply();
+	if (errno)
+		sb_die(ep, "install the seccomp filter", NULL);
+}
+
+static void sb_nothing(int sig)
+{
+	(void)sig;
+}
+
+/* The init: forwards signals to the command's process group, reaps everything, and
+ * ends when the command does, reporting its wait status through status_w. */
+__attribute__((noreturn)) static void sb_init_loop(pid_t cmd, const sigset_t *set, int status_w)
+{
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si), status;
+		pid_t w;
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			if (kill(-cmd, sig) < 0)
+				kill(cmd, sig);
+			continue;
+		}
+		while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (w != cmd)
+				continue;
+			while (write(status_w, &status, sizeof(status)) < 0 && errno == EINTR)
+				;
+			/* Leaving ends the namespace: the kernel kills whatever is left. */
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+	}
+}
+
+/* PID 1 of the new namespaces. */
+__attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
+{
+	struct sigaction sa;
+	struct pollfd pp = {c->parent_pidfd, POLLIN, 0};
+	sigset_t set;
+	char go;
+	pid_t cmd;
+	size_t i;
+
+	if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
+	prctl(PR_SET_NAME, "flint-init");
+	/* The spawner puts this process into its cgroups, then says go. */
+	while (read(c->sync_r, &go, 1) < 0 && errno == EINTR)
+		;
+	if (c->sb->name && sethostname(c->sb->name, strlen(c->sb->name)) < 0)
+		sb_die(c->ep_w, "set the hostname", NULL);
+	sb_mounts(c->sb, c->cwd, c->ep_w);
+	sb_drop(c->sb, c->ep_w);
+	/* Changing uid cleared the parent-death signal; arm it again, then make sure the
+	 * spawner did not die before (its pidfd is readable once it has). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
+	if (poll(&pp, 1, 0) != 0)
+		_exit(127);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sb_nothing;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sb_forwarded) / sizeof(sb_forwarded[0]); i++)
+		sigaddset(&set, sb_forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	for (i = 0; i < sizeof(sb_forwarded) / sizeof(sb_forwarded[0]); i++)
+		sigaction(sb_forwarded[i], &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+
+	cmd = fork();
+	if (cmd < 0)
+		fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
+	if (cmd == 0) {
+		/* A group of its own, so forwarded signals reach its workers too. */
+		if (setpgid(0, 0) < 0)
+			fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fl_sandbox_exec(c->cwd ? c->cwd : "/tmp", c->argv, c->envp, c->out_w, c->err_w,
+				c->ep_w);
+	}
+	/* Only the command holds these now: EOF on ep means it exec'ed. */
+	close(c->ep_w);
+	close(c->out_w);
+	close(c->err_w);
+	close(c->sync_r);
+	close(c->parent_pidfd);
+	sb_init_loop(cmd, &set, c->status_w);
+}
+
+pid_t fl_sandbox_clone(const struct fl_sandbox_child *c)
+{
+	long pid;
+
+	/* A raw clone behaves like fork (same stack, copied) and, unlike unshare, leaves
+	 * the spawner's own PID namespace for its later children unchanged. */
+	pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+		      NULL, NULL, NULL, NULL);
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		sb_child(c);
+	return (pid_t)pid;
+}
+
+void fl_sandbox_home(char **envp, int keep_home)
+{
+	size_t i;
+
+	if (keep_home)
+		return;
+	for (i = 0; envp[i]; i++)
+		if (strncmp(envp[i], "HOME=", 5) == 0)
+			break;
+	free(envp[i]); /* NULL when appending */
+	envp[i] = fl_xstrdup("HOME=/tmp");
+}

@@ -1,0 +1,96 @@
+/* sandbox_linux.h -- what a sandboxed instance is, and the code that builds one.
+ *
+ * A sandboxed instance is cloned by the spawner into new PID, mount, IPC and
+ * UTS namespaces. Its first process is a tiny init (PID 1 inside) that sets up
+ * the file system view, drops every privilege, forks the real command, forwards
+ * SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it, reaps zombies and ends
+ * with it, reporting the command's wait status to the spawner. From the host,
+ * the init is the instance's process (and process group leader): killing it
+ * ends the PID namespace, which kills everything the instance started.
+ *
+ * The view: the host's whole tree read-only and nosuid, a private tmpfs on /tmp
+ * and /dev/shm, a fresh /proc, the data directory covered by an empty tmpfs,
+ * and the working directory bound back at its own path (read-only, or writable
+ * for build steps). Identity: the function's own uid and gid, no supplementary
+ * groups, no capabilities (bounding set emptied), no_new_privs, then the seccomp
+ * filter of runtime/seccomp.h. Limits: runtime/cgroup.h, joined before the init
+ * runs anything.
+ */
+#ifndef FL_SANDBOX_LINUX_H
+#define FL_SANDBOX_LINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FL_SANDBOX_UID_BASE  60000 /* per-function uids are BASE .. BASE+COUNT-1 */
+#define FL_SANDBOX_UID_COUNT 5000
+#define FL_SANDBOX_TMP_SIZE  (64ULL << 20) /* each of /tmp and /dev/shm */
+
+/* How to sandbox one process. Strings are borrowed for the call that takes it. */
+struct fl_sandbox {
+	const char *name;    /* the function: the hostname inside the sandbox */
+	uint32_t uid, gid;   /* unprivileged identity, see fl_sandbox_uid() */
+	uint64_t memory;     /* bytes; 0 = no limit */
+	uint32_t cpu_millis; /* thousandths of a CPU; 0 = no limit */
+	uint32_t pids;	     /* processes and threads; 0 = no limit */
+	const char *hide;    /* a directory the instance must not see (the data directory) */
+	int writable_cwd;    /* build steps: the working directory is writable (and is
+				given to uid first) */
+};
+
+/* The uid (also used as gid) of a function: FL_SANDBOX_UID_BASE plus a stable hash
+ * (FNV-1a) of its name modulo FL_SANDBOX_UID_COUNT. */
+uint32_t fl_sandbox_uid(const char *name);
+
+/* Start-up, before the spawner is forked: detects what cgroups can enforce (tag
+ * from a hash of data_dir), removes leftover instance groups of an earlier run,
+ * compiles the seccomp filter, and logs one line saying what is enforced. */
+void fl_sandbox_init(const char *data_dir);
+
+/* Points HOME at /tmp (the only writable place) unless keep_home (the function's
+ * spec sets HOME): replaces the HOME entry of envp, or appends one, in which case
+ * envp must have room for one more entry. Entries are malloc'd strings; a replaced
+ * one is freed. */
+void fl_sandbox_home(char **envp, int keep_home);
+
+/* One sentence saying what sandboxed instances get, for `flint info`. */
+void fl_sandbox_describe(char *out, size_t outlen);
+
+/* ---- used by the spawner ---- */
+
+/* What a child reports through its close-on-exec pipe when it cannot exec. */
+struct fl_sandbox_err {
+	int32_t step;	/* FL_SB_STEP_* */
+	int32_t err;	/* errno */
+	char what[120]; /* FL_SB_STEP_SANDBOX: what could not be done, e.g. "mount proc on /proc" */
+};
+enum { FL_SB_STEP_SETUP, FL_SB_STEP_CHDIR, FL_SB_STEP_EXEC, FL_SB_STEP_SANDBOX };
+
+/* Everything the cloned child needs; descriptors are the child's ends. */
+struct fl_sandbox_child {
+	const struct fl_sandbox *sb;
+	const char *cwd; /* NULL: /tmp */
+	char **argv, **envp;
+	int out_w, err_w; /* become the command's stdout and stderr */
+	int ep_w;	  /* close-on-exec: a struct fl_sandbox_err if anything fails */
+	int sync_r;	  /* one byte arrives once the child is in its cgroups */
+	int status_w;	  /* the init writes the command's wait status (an int) here */
+	int parent_pidfd; /* the spawner, to notice that it died */
+};
+
+/* Clones the sandboxed child (new PID, mount, IPC and UTS namespaces). Returns its
+ * pid as the caller sees it, or -errno; in the child it never returns. Every
+ * descriptor of the caller must be close-on-exec. */
+pid_t fl_sandbox_clone(const struct fl_sandbox_child *c);
+
+/* The last steps of every instance, sandboxed or not: default signal handling,
+ * stdin from /dev/null, stdout/stderr to out_w/err_w, chdir(cwd) if cwd, exec.
+ * Failures are reported through ep and end the process with status 127. */
+__attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, char **envp, int out_w,
+					       int err_w, int ep);
+
+/* Writes a struct fl_sandbox_err to ep and ends the process with status 127. */
+__attribute__((noreturn)) void fl_sandbox_fail(int ep, int step, int err, const char *what);
+
+#endif
