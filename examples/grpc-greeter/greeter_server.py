@@ -42,6 +42,14 @@ class Greeter(helloworld_pb2_grpc.GreeterServicer):
             yield helloworld_pb2.HelloReply(message="Hello, %s!" % r.name, payload=r.payload)
 
 
+def health_handler():
+    """The standard grpc.health.v1.Health/Check, answering SERVING for any service.
+    (Real servers get it from grpcio-health-checking; the message is two bytes,
+    HealthCheckResponse{status: SERVING}, so it is written out here.)"""
+    check = grpc.unary_unary_rpc_method_handler(lambda request, context: b"\x08\x01")
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": check})
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=50051)
@@ -50,6 +58,7 @@ def main():
             ("grpc.max_send_message_length", 16 << 20)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=opts)
     helloworld_pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
+    server.add_generic_rpc_handlers((health_handler(),))
     server.add_insecure_port("127.0.0.1:%d" % args.port)
     server.start()
     print("greeter listening on 127.0.0.1:%d" % args.port, flush=True)

@@ -179,6 +179,21 @@ static void on_wake(uv_async_t *a)
 		}
 		fl_h2_flush_all(gw);
 	}
+	if (p & GW_WAKE_OFFLOAD) {
+		struct gw_offload_done *d, *dn;
+		pthread_mutex_lock(&gw->off_mu);
+		d = gw->off_head;
+		gw->off_head = gw->off_tail = NULL;
+		pthread_mutex_unlock(&gw->off_mu);
+		for (; d; d = dn) {
+			dn = d->next;
+			fl_http1_offload_answer(d->cookie, d->status, d->ctype, d->body, d->len,
+						d->headers);
+			free(d->ctype);
+			free(d->headers);
+			free(d);
+		}
+	}
 	if (p & (GW_WAKE_DRAIN | GW_WAKE_STOP)) {
 		int force = (p & GW_WAKE_STOP) != 0;
 		gw->draining = 1;
@@ -217,6 +232,36 @@ static void wake_all(int bits)
 		atomic_fetch_or(&gws[i].pending, bits);
 		uv_async_send(&gws[i].wake);
 	}
+}
+
+void fl_gateway_offload_done(int thread, void *cookie, int status, const char *ctype,
+			     const char *body, size_t len, const char *headers)
+{
+	struct gw_offload_done *d;
+	fl_gw *gw;
+
+	if (thread < 0 || thread >= ngw)
+		return;
+	gw = &gws[thread];
+	d = fl_xmalloc(sizeof(*d) + len + 1);
+	d->next = NULL;
+	d->cookie = cookie;
+	d->status = status;
+	d->ctype = fl_xstrdup(ctype ? ctype : "application/json");
+	d->headers = headers ? fl_xstrdup(headers) : NULL;
+	d->len = len;
+	if (len)
+		memcpy(d->body, body, len);
+	d->body[len] = '\0';
+	pthread_mutex_lock(&gw->off_mu);
+	if (gw->off_tail)
+		gw->off_tail->next = d;
+	else
+		gw->off_head = d;
+	gw->off_tail = d;
+	pthread_mutex_unlock(&gw->off_mu);
+	atomic_fetch_or(&gw->pending, GW_WAKE_OFFLOAD);
+	uv_async_send(&gw->wake);
 }
 
 void fl_gateway_notify(void)
@@ -277,6 +322,7 @@ int fl_gateway_start(const struct fl_gw_opts *o, char *err, size_t errlen)
 		fl_list_init(&gw->ups);
 		fl_list_init(&gw->h2ups);
 		fl_list_init(&gw->h2dirty);
+		pthread_mutex_init(&gw->off_mu, NULL);
 		gw->rbuf = fl_xmalloc(GW_READ_BUF);
 		uv_loop_init(&gw->loop);
 		gw->loop.data = gw;

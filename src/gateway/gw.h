@@ -16,7 +16,17 @@
 #define GW_MAX_HEADERS 100
 #define GW_H2_WINDOW (256 * 1024) /* per-stream receive window */
 
-enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8 };
+enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8, GW_WAKE_OFFLOAD = 16 };
+
+/* An answer to an offloaded request, on its way to the gateway thread. */
+struct gw_offload_done {
+	struct gw_offload_done *next;
+	void *cookie;
+	int status;
+	char *ctype, *headers;
+	size_t len;
+	char body[];
+};
 
 /* A snapshot held by one thread, with the number of requests using it. */
 typedef struct gw_snapref {
@@ -42,6 +52,8 @@ typedef struct fl_gw {
 	fl_list h2ups;   /* every HTTP/2 upstream connection */
 	fl_list h2dirty; /* HTTP/2 sessions with frames to send (see fl_h2_flush_all) */
 	int draining;
+	pthread_mutex_t off_mu; /* guards off_head/off_tail: answers from other threads */
+	struct gw_offload_done *off_head, *off_tail;
 	char *rbuf; /* the thread's read buffer; idle connections hold none */
 	int rbuf_busy;
 	const struct fl_gw_opts *opts;
@@ -103,6 +115,9 @@ void fl_http1_accept(fl_gw *gw, uv_stream_t *server);
 /* Closes the connection if it has no request under way (drain), or now (force). */
 void fl_http1_drain(gw_conn *c, int force);
 gw_conn *fl_http1_from_link(fl_list *l);
+/* An answer to an offloaded request (on the connection's thread). */
+void fl_http1_offload_answer(void *cookie, int status, const char *ctype, const char *body,
+			     size_t len, const char *headers);
 /* Closes a client connection now (used by the HTTP/2 codec that took it over). */
 void fl_http1_close(gw_conn *c);
 

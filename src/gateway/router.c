@@ -22,6 +22,29 @@ static int valid_name(const char *s, size_t n, int fold)
 	return 1;
 }
 
+/* "/function/NAME[/rest]" and "/async-function/NAME[/rest]": plen is the
+ * length of the prefix up to NAME. */
+static enum fl_route_kind by_prefix(const char *url, size_t url_len, size_t plen,
+				    enum fl_route_kind kind, struct fl_route *out)
+{
+	const char *name = url + plen;
+	size_t i = 0;
+
+	while (plen + i < url_len && name[i] != '/' && name[i] != '?')
+		i++;
+	if (!valid_name(name, i, 0))
+		return out->kind = FL_ROUTE_BADNAME;
+	out->kind = kind;
+	out->name = name;
+	out->name_len = i;
+	out->prefix = url;
+	out->prefix_len = plen + i;
+	out->target = name + i;
+	out->target_len = url_len - plen - i;
+	out->target_slash = out->target_len == 0 || out->target[0] == '?';
+	return out->kind;
+}
+
 /* Is path (up to '?') exactly p? */
 static int path_is(const char *url, size_t len, const char *p)
 {
@@ -49,8 +72,8 @@ static void host_part(const char *h, size_t n, size_t *out)
 enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char *host,
 				    size_t host_len, const char *domain, struct fl_route *out)
 {
-	static const char fprefix[] = "/function/";
-	const size_t fplen = sizeof(fprefix) - 1;
+	static const char fprefix[] = "/function/", aprefix[] = "/async-function/";
+	const size_t fplen = sizeof(fprefix) - 1, aplen = sizeof(aprefix) - 1;
 
 	memset(out, 0, sizeof(*out));
 	out->prefix = "";
@@ -69,23 +92,13 @@ enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char 
 		url_len = slash ? url_len - 7 - alen : 1;
 	}
 
-	if (url_len >= fplen && memcmp(url, fprefix, fplen) == 0) {
-		const char *name = url + fplen;
-		size_t i = 0;
-		while (fplen + i < url_len && name[i] != '/' && name[i] != '?')
-			i++;
-		if (!valid_name(name, i, 0))
-			return out->kind = FL_ROUTE_BADNAME;
-		out->kind = FL_ROUTE_FUNCTION;
-		out->name = name;
-		out->name_len = i;
-		out->prefix = url;
-		out->prefix_len = fplen + i;
-		out->target = name + i;
-		out->target_len = url_len - fplen - i;
-		out->target_slash = out->target_len == 0 || out->target[0] == '?';
-		return out->kind;
-	}
+	if (url_len >= fplen && memcmp(url, fprefix, fplen) == 0)
+		return by_prefix(url, url_len, fplen, FL_ROUTE_FUNCTION, out);
+	if (url_len >= aplen && memcmp(url, aprefix, aplen) == 0)
+		return by_prefix(url, url_len, aplen, FL_ROUTE_ASYNC, out);
+	if (url_len >= 9 && memcmp(url, "/requests", 9) == 0 &&
+	    (url_len == 9 || url[9] == '/' || url[9] == '?'))
+		return out->kind = FL_ROUTE_REQUESTS;
 
 	if (domain && *domain && host && host_len) {
 		size_t hl, dl = strlen(domain);

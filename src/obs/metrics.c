@@ -51,6 +51,26 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++)
 		hist(o, "flint_request_duration_seconds", s->fns[i]->name,
 		     &s->fns[i]->stats->latency);
+	fl_buf_puts(o, "# HELP flint_grpc_requests_total gRPC calls answered, by function and "
+		       "grpc-status.\n"
+		       "# TYPE flint_grpc_requests_total counter\n");
+	for (i = 0; s && i < s->nfn; i++) {
+		const fl_route_fn *fn = s->fns[i];
+		for (code = 0; code < 17; code++) {
+			uint64_t n = ld(&fn->stats->grpc[code]);
+			if (n)
+				fl_buf_printf(o,
+					      "flint_grpc_requests_total{function=\"%s\","
+					      "grpc_status=\"%d\"} %llu\n",
+					      fn->name, code, (unsigned long long)n);
+		}
+	}
+	fl_buf_puts(o, "# HELP flint_stream_duration_seconds Time from an HTTP/2 stream's request "
+		       "head to its end.\n"
+		       "# TYPE flint_stream_duration_seconds histogram\n");
+	for (i = 0; s && i < s->nfn; i++)
+		hist(o, "flint_stream_duration_seconds", s->fns[i]->name,
+		     &s->fns[i]->stats->stream);
 	fl_buf_puts(o, "# HELP flint_cold_starts_total Instances started.\n"
 		       "# TYPE flint_cold_starts_total counter\n");
 	for (i = 0; s && i < s->nfn; i++)

@@ -25,6 +25,8 @@ enum conn_state {
 	C_WAIT,	   /* head read; held until an instance has room */
 	C_FORWARD, /* at an instance */
 	C_LOCAL,   /* answered by the gateway itself; the answer is being written */
+	C_BODY,    /* reading a whole body for an offloaded request */
+	C_OFFLOAD, /* waiting for another part of flint to answer it */
 };
 
 enum body_mode {
@@ -80,6 +82,8 @@ struct gw_conn {
 	char *pend; /* client bytes not yet parsed (the parser paused before them) */
 	size_t pend_len, pend_off;
 	int closing, handles, paused, reading, head_ready, in_drive, again, waiting, linger;
+	int offloads; /* answers still to come back; the struct lives until then */
+	uint64_t off_max;
 	char peer[48];
 };
 
@@ -271,11 +275,11 @@ static void account(exch *x, int status)
 
 /* Sends a response made by the gateway. close_conn: close after it; else the
  * connection continues when the request has been read whole. */
-static void respond_local(gw_conn *c, int status, const char *ctype, const char *body, size_t blen,
-			  int close_conn)
+static void respond_local_h(gw_conn *c, int status, const char *ctype, const char *body,
+			    size_t blen, int close_conn, const char *extra)
 {
 	exch *x = c->x;
-	char head[512];
+	char head[2048];
 	uv_buf_t b[2];
 	int n;
 
@@ -287,9 +291,11 @@ static void respond_local(gw_conn *c, int status, const char *ctype, const char 
 		close_conn = 1;
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "X-Flint-Request-Id: %s\r\n%s\r\n",
-		     status, reason_phrase(status), ctype, blen, x ? x->id : "-",
+		     "X-Flint-Request-Id: %s\r\n%s%s\r\n",
+		     status, reason_phrase(status), ctype, blen, x ? x->id : "-", extra ? extra : "",
 		     close_conn ? "Connection: close\r\n" : "");
+	if (n >= (int)sizeof(head))
+		n = (int)sizeof(head) - 1;
 	b[0] = uv_buf_init(head, (unsigned)n);
 	b[1] = uv_buf_init((char *)body, (unsigned)blen);
 	if (x)
@@ -306,6 +312,12 @@ static void respond_local(gw_conn *c, int status, const char *ctype, const char 
 	}
 	x->resp_done = 1;
 	finish(c);
+}
+
+static void respond_local(gw_conn *c, int status, const char *ctype, const char *body, size_t blen,
+			  int close_conn)
+{
+	respond_local_h(c, status, ctype, body, blen, close_conn, NULL);
 }
 
 /* A JSON error: {"error": ..., "function": ..., "request_id": ...}. */
@@ -454,8 +466,16 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
 	gw_conn *c = p->data;
 
-	(void)at;
 	c->x->body_bytes += len;
+	if (c->state == C_BODY) {
+		/* An offloaded request is kept whole (x->out is free for it). */
+		if (c->off_max && c->x->body_bytes > c->off_max) {
+			c->x->bad = "body over the limit";
+			return -1;
+		}
+		if (fl_buf_append(&c->x->out, at, len) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -493,6 +513,11 @@ static size_t parse_req(gw_conn *c, const char *p, size_t n)
 	}
 	if (err == HPE_PAUSED_UPGRADE) {
 		respond_error(c, 501, 1, "protocol upgrades are not supported on this port");
+		return n;
+	}
+	if (c->state == C_BODY && c->x && c->x->bad) {
+		respond_error(c, 413, 1, "request body is over the limit of %llu bytes",
+			      (unsigned long long)c->off_max);
 		return n;
 	}
 	if (c->x && (too_big(c) || c->x->nh > GW_MAX_HEADERS)) {
@@ -1056,6 +1081,114 @@ static void serve_metrics(gw_conn *c)
 	fl_buf_free(&b);
 }
 
+/* Hands the whole request to whoever answers offloaded paths. */
+static void offload_now(gw_conn *c)
+{
+	exch *x = c->x;
+	fl_gw *gw = c->gw;
+	struct fl_offload_req r;
+	char name[64], *target;
+	int i;
+
+	fl_buf_reset(&x->rin);
+	for (i = 0; i < x->nh; i++) {
+		const char *nm = xs(&x->in, x->h[i].no);
+		if (hop_by_hop(nm, x->h[i].nl) || fl_strncaseeq(nm, x->h[i].nl, "expect"))
+			continue;
+		fl_buf_append(&x->rin, nm, x->h[i].nl);
+		fl_buf_puts(&x->rin, ": ");
+		fl_buf_append(&x->rin, xs(&x->in, x->h[i].vo), x->h[i].vl);
+		fl_buf_puts(&x->rin, "\r\n");
+	}
+	memset(&r, 0, sizeof(r));
+	if (x->route.kind == FL_ROUTE_ASYNC) {
+		fl_buf t = FL_BUF_INIT;
+		r.kind = FL_OFFLOAD_ASYNC;
+		snprintf(name, sizeof(name), "%.*s", (int)x->route.name_len, x->route.name);
+		r.fn = name;
+		if (x->route.target_slash)
+			fl_buf_puts(&t, "/");
+		fl_buf_append(&t, x->route.target, x->route.target_len);
+		target = fl_buf_steal(&t);
+	} else {
+		r.kind = FL_OFFLOAD_QUERY;
+		target = fl_xstrndup(xs(&x->in, x->url_o), x->url_l);
+	}
+	r.method = llhttp_method_name((llhttp_method_t)c->req.method);
+	r.target = target;
+	r.headers = x->rin.p ? x->rin.p : "";
+	r.headers_len = x->rin.len;
+	r.body = x->out.p ? x->out.p : "";
+	r.body_len = x->out.len;
+	r.request_id = x->id;
+	r.cookie = c;
+	r.thread = gw->idx;
+	c->state = C_OFFLOAD;
+	c->offloads++;
+	uv_timer_stop(&c->timer);
+	timer_start(&c->timer, 30000);
+	gw->opts->offload(gw->opts->offload_ctx, &r);
+	free(target);
+}
+
+void fl_http1_offload_answer(void *cookie, int status, const char *ctype, const char *body,
+			     size_t len, const char *headers)
+{
+	gw_conn *c = cookie;
+
+	c->offloads--;
+	if (c->closing) {
+		if (c->offloads == 0 && c->handles == 0) {
+			free(c->pend);
+			free(c);
+		}
+		return;
+	}
+	if (c->state != C_OFFLOAD)
+		return;
+	uv_timer_stop(&c->timer);
+	respond_local_h(c, status, ctype, body, len, 0, headers);
+}
+
+/* /async-function/NAME and /requests: read the body whole, then offload. */
+static void start_offload(gw_conn *c)
+{
+	exch *x = c->x;
+	fl_route_fn *fn;
+
+	if (c->gw->opts->offload == NULL) {
+		respond_error(c, 404, 0, "asynchronous calls are not enabled on this gateway");
+		return;
+	}
+	c->off_max = 1 << 20;
+	if (x->route.kind == FL_ROUTE_ASYNC) {
+		fn = fl_snapshot_find(c->gw->cur->snap, x->route.name, x->route.name_len);
+		if (fn == NULL) {
+			respond_error(c, 404, 0, "no function named %.*s", (int)x->route.name_len,
+				      x->route.name);
+			return;
+		}
+		c->off_max = fn->max_body;
+	}
+	if (c->off_max && (c->req.flags & F_CONTENT_LENGTH) && c->req.content_length > c->off_max) {
+		respond_error(c, 413, 1, "request body of %llu bytes is over the limit of %llu",
+			      (unsigned long long)c->req.content_length,
+			      (unsigned long long)c->off_max);
+		return;
+	}
+	fl_buf_reset(&x->out);
+	set_request_id(x);
+	c->state = C_BODY;
+	uv_timer_stop(&c->timer);
+	timer_start(&c->timer, c->gw->opts->header_timeout_ms * 6);
+	if (x->req_done)
+		offload_now(c);
+	else if (x->expect) {
+		uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+		fl_gw__write((uv_stream_t *)&c->tcp, &cont, 1);
+	}
+}
+
 /* `Upgrade: h2c` on a request without a body: answer 101 and hand the
  * connection to the HTTP/2 codec, the request becoming stream 1. Returns 1 if
  * it did. Requests with a body are served as HTTP/1.1 (the upgrade is
@@ -1132,6 +1265,10 @@ static void start_request(gw_conn *c)
 	case FL_ROUTE_NOTFOUND:
 		respond_error(c, 404, 0, "no route for this path: use /function/NAME/...");
 		return;
+	case FL_ROUTE_ASYNC:
+	case FL_ROUTE_REQUESTS:
+		start_offload(c);
+		return;
 	case FL_ROUTE_FUNCTION:
 		break;
 	}
@@ -1190,7 +1327,11 @@ static size_t feed(gw_conn *c, const char *p, size_t n)
 	size_t off = 0;
 
 	while (off < n && !c->closing && !c->head_ready) {
-		if (c->state == C_HEAD) {
+		if (c->state == C_BODY && c->x && !c->x->req_done) {
+			off += parse_req(c, p + off, n - off);
+			if (!c->closing && c->state == C_BODY && c->x->req_done)
+				offload_now(c);
+		} else if (c->state == C_HEAD) {
 			off += parse_req(c, p + off, n - off);
 		} else if (c->state == C_FORWARD && c->x && c->x->head_sent && !c->x->req_done &&
 			   c->x->up && fl_up_stream(c->x->up)->write_queue_size <= GW_WQ_HIGH) {
@@ -1232,7 +1373,7 @@ static int wants_read(gw_conn *c)
 {
 	if (c->closing || c->pend_off < c->pend_len)
 		return 0;
-	if (c->state == C_HEAD)
+	if (c->state == C_HEAD || c->state == C_BODY)
 		return 1;
 	if (c->state == C_FORWARD && c->x && c->x->head_sent && !c->x->req_done && c->x->up)
 		return fl_up_stream(c->x->up)->write_queue_size <= GW_WQ_HIGH;
@@ -1394,6 +1535,12 @@ static void on_timer(uv_timer_t *t)
 	case C_LOCAL:
 		conn_close(c);
 		return;
+	case C_BODY:
+		respond_error(c, 408, 1, "the request body did not arrive in time");
+		return;
+	case C_OFFLOAD:
+		respond_error(c, 503, 1, "the async queue did not answer within 30 s");
+		return;
 	}
 }
 
@@ -1406,7 +1553,7 @@ static void conn_closed(uv_handle_t *h)
 {
 	gw_conn *c = h->data;
 
-	if (--c->handles == 0) {
+	if (--c->handles == 0 && c->offloads == 0) {
 		free(c->pend);
 		free(c);
 	}

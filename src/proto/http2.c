@@ -44,8 +44,8 @@ typedef struct h2s {
 	struct hspan hd[H2_MAX_HEADERS];
 	int nh;
 	int i_method, i_path, i_auth, i_ctype, i_timeout;
-	int grpc, waiting, queued, held, cold, closed, started;
-	char id_hex[24];
+	int grpc, waiting, queued, held, cold, closed, started, redispatched;
+	char id_hex[72];
 	gw_snapref *sref;
 	fl_route_fn *fn;
 	fl_inst *inst;
@@ -94,7 +94,7 @@ struct h2_up {
 	fl_gw *gw;
 	fl_inst *inst;
 	nghttp2_session *ns;
-	int connected, closing;
+	int connected, closing, greeted; /* greeted: the instance's SETTINGS arrived */
 	struct h2_mark mark;
 	uint32_t max_streams, nstreams;
 	fl_list link;           /* inst->h2[gw->idx] */
@@ -486,6 +486,43 @@ static void up_close(h2_up *u, const char *why)
 
 	if (u->closing)
 		return;
+	if (!u->greeted && !fl_list_empty(&u->streams)) {
+		/* The connection ended before the instance's SETTINGS: nothing reached
+		 * the server, so its calls can go to another instance. The instance is
+		 * dying (it accepted, then closed): no new calls go to it. */
+		atomic_store(&u->inst->gone, 1);
+		atomic_store(&u->inst->failed, 1);
+		u->closing = 1;
+		unmark(&u->mark);
+		fl_list_remove(&u->link);
+		fl_list_remove(&u->all);
+		for (l = u->streams.next; l != &u->streams; l = next) {
+			h2s *st = fl_container_of(l, h2s, up_link);
+			next = l->next;
+			fl_list_remove(&st->up_link);
+			nghttp2_session_set_stream_user_data(u->ns, st->up_id, NULL);
+			st->up = NULL;
+			st->up_id = 0;
+			if (st->inst) {
+				fl_dispatch_release(st->fn, st->inst);
+				st->inst = NULL;
+			}
+			if (st->redispatched++ < 3)
+				st_dispatch(st);
+			else
+				st_fail(st, 502, 14, "instances of %s keep closing connections",
+					st->fn->name);
+		}
+		nghttp2_session_del(u->ns);
+		u->ns = NULL;
+		uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
+		return;
+	}
+	if (!fl_list_empty(&u->streams)) {
+		/* Calls were under way: an instance resetting them is going away. */
+		atomic_store(&u->inst->gone, 1);
+		atomic_store(&u->inst->failed, 1);
+	}
 	u->closing = 1;
 	unmark(&u->mark);
 	fl_list_remove(&u->link);
@@ -773,6 +810,7 @@ static int up_on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *u
 		uint32_t m = nghttp2_session_get_remote_settings(ns,
 								  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 		u->max_streams = m ? m : 1;
+		u->greeted = 1;
 		return 0;
 	}
 	st = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ns, f->hd.stream_id) : NULL;
@@ -1247,6 +1285,35 @@ static int parse_grpc_timeout(const char *v, size_t n, uint64_t *ms)
 	return 0;
 }
 
+/* The client's x-flint-request-id if it is sane, else a new one (as for HTTP/1). */
+static void st_request_id(h2s *st)
+{
+	int i;
+	size_t k;
+
+	for (i = 0; i < st->nh; i++) {
+		const char *v = hs(&st->hb, st->hd[i].vo);
+		size_t vl = st->hd[i].vl;
+		if (!fl_strncaseeq(hs(&st->hb, st->hd[i].no), st->hd[i].nl, "x-flint-request-id"))
+			continue;
+		if (vl == 0 || vl >= sizeof(st->id_hex))
+			break;
+		for (k = 0; k < vl; k++) {
+			char ch = v[k];
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+			      ch == ':'))
+				break;
+		}
+		if (k < vl)
+			break;
+		memcpy(st->id_hex, v, vl);
+		st->id_hex[vl] = '\0';
+		return;
+	}
+	fl_random_hex(st->id_hex, 8);
+}
+
 /* The request head is complete: route and dispatch. */
 static void st_start(h2s *st)
 {
@@ -1257,7 +1324,7 @@ static void st_start(h2s *st)
 	fl_route_fn *fn = NULL;
 	uint64_t deadline;
 
-	fl_random_hex(st->id_hex, 8);
+	st_request_id(st);
 	st->t_start = fl_now_ns();
 	if (st->i_path < 0 || st->i_method < 0) {
 		nghttp2_submit_rst_stream(h->ns, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);

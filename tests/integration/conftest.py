@@ -6,6 +6,7 @@ daemon checks that none of the processes it started (spawner, instances) outlive
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,6 +51,19 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what=None):
             if last_exc is not None:
                 msg += " (last error: %r)" % (last_exc,)
             raise AssertionError(msg)
+        time.sleep(interval)
+
+
+def holds_for(value, expect, duration, interval=0.05, what=None):
+    """Checks that value() stays equal to expect for duration seconds (something must NOT
+    happen, e.g. an instance being replaced)."""
+    deadline = time.monotonic() + duration
+    while True:
+        v = value()
+        assert v == expect, "%s changed: expected %r, got %r" % (
+            what or getattr(value, "__name__", "value"), expect, v)
+        if time.monotonic() >= deadline:
+            return v
         time.sleep(interval)
 
 
@@ -147,6 +161,10 @@ class Flint:
         self.domain = domain
         self.gw_port = free_port()
         self.admin_port = free_port()
+        # Instance ports: a block of our own, away from the default 20000-29999 that other
+        # daemons on this host use, so no instance of theirs can pass for one of ours.
+        lo = 10000 + 200 * random.randrange(50)
+        self.instance_ports = "%d-%d" % (lo, lo + 199)
         self.proc = None
         self.token = None
         self._tracked = []  # (pid, start_time) of processes the daemon started
@@ -165,7 +183,7 @@ class Flint:
     def start(self, timeout=15.0):
         assert FLINT.exists(), "%s is missing: build it with make" % FLINT
         args = [str(FLINT), "serve", "--data", str(self.data), "--listen", self.gateway,
-                "--admin", self.admin, "--threads", "2"]
+                "--admin", self.admin, "--threads", "2", "--ports", self.instance_ports]
         if self.domain:
             args += ["--domain", self.domain]
         if self._logf:

@@ -1,10 +1,9 @@
 """test_30_scaling.py -- scale from zero, back to zero, bursts, the concurrency cap, min instances."""
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import proc_start_time, wait_for
+from conftest import holds_for, proc_start_time, wait_for
 
 COLD = 30
 COLD_TIMING = re.compile(r"(?:^|,\s*)cold;dur=\d+(?:\.\d+)?(?:\s*(?:,|$))")
@@ -92,9 +91,8 @@ def test_scale_min_keeps_an_instance(flint):
     assert (d["min"], d["spec"]["scale"]["min"]) == (1, 1)
 
     # It stays well past idle_timeout, the same process.
-    time.sleep(3)
-    (again,) = flint.instances("warm")
-    assert (again["id"], again["pid"], again["state"]) == (inst["id"], inst["pid"], "ready")
+    holds_for(lambda: [(i["id"], i["pid"], i["state"]) for i in flint.instances("warm")],
+              [(inst["id"], inst["pid"], "ready")], 3.0, what="the min instance")
 
     # The first request finds it warm.
     r = flint.gw("/function/warm/echo")

@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import wait_for
+from conftest import holds_for, wait_for
 
 COLD = 30
 
@@ -16,6 +16,8 @@ def json_error(r, status):
     assert r.headers["Content-Type"].startswith("application/json"), r.headers
     msg = r.json()["error"]
     assert isinstance(msg, str) and msg, r.text
+    if r.url.startswith("http://127.0.0.1:") and "/v1/" not in r.url and "/healthz" not in r.url:
+        assert r.headers.get("X-Flint-Request-Id"), "gateway error without X-Flint-Request-Id"
     return msg
 
 
@@ -68,11 +70,16 @@ def test_413_body_over_max_body(flint):
     r = flint.gw("/function/small/echo", method="POST", data=b"x" * 1024, timeout=COLD)
     assert r.status_code == 200
     assert r.json()["body_length"] == 1024
+    pids = [i["pid"] for i in flint.instances("small")]
+    assert len(pids) == 1
     msg = json_error(flint.gw("/function/small/echo", method="POST", data=b"x" * 1025), 413)
     assert msg
     # Chunked: the limit is found while streaming.
     r = flint.gw("/function/small/echo", method="POST", data=iter([b"y" * 1000, b"y" * 1000]))
     json_error(r, 413)
+    # A client's oversized body says nothing about the instance: it keeps serving.
+    holds_for(lambda: [i["pid"] for i in flint.instances("small")], pids, 1.0,
+              what="the instance pids after a 413")
 
 
 def test_431_huge_header(flint):
@@ -87,6 +94,15 @@ def test_502_instance_died_mid_request(flint):
     r = flint.gw("/function/dies/", timeout=COLD)
     assert r.status_code == 200
     json_error(flint.gw("/function/dies/die"), 502)
+
+    # The request reached an instance and killed it: it must not be replayed on
+    # another one (a "poison" request would take every instance down in turn).
+    def deaths():
+        out = flint.cli_ok("logs", "dies").stdout
+        return out.count("testapp: /die asked, exiting")
+
+    wait_for(deaths, 10, what="the /die line in the logs")
+    holds_for(deaths, 1, 1.0, what="instances killed by one /die request")
     # The next request gets a new instance.
     r = flint.gw("/function/dies/echo", timeout=COLD)
     assert r.status_code == 200
@@ -122,13 +138,17 @@ def test_503_queue_full(flint):
 
 def test_504_function_timeout(flint):
     flint.deploy_app("slowfn", limits={"timeout": "1s"})
-    r = flint.gw("/function/slowfn/", timeout=COLD)
-    assert r.status_code == 200
+    assert flint.gw("/function/slowfn/", timeout=COLD).status_code == 200
+    pids = [i["pid"] for i in flint.instances("slowfn")]
+    assert len(pids) == 1
     t0 = time.monotonic()
     r = flint.gw("/function/slowfn/slow?s=4", timeout=10)
     elapsed = time.monotonic() - t0
     json_error(r, 504)
     assert elapsed < 3.0, "timeout 1s answered after %.1fs" % elapsed
+    # A slow request is the function's business, not a broken instance: it stays.
+    holds_for(lambda: [i["pid"] for i in flint.instances("slowfn")], pids, 1.0,
+              what="the instance pids after a 504")
 
 
 def test_crash_at_start(flint):
