@@ -29,20 +29,22 @@ LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp
 CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o \
             net/listen.o net/httpd.o
 DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
-            gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http2.o \
+            gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http2.o proto/thrift.o proto/thrift_wire.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/autoscaler.o \
             control/logstore.o control/probe.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
             runtime/seccomp.o obs/metrics.o
-CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o
+EVENTS_OBJ := events/async.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o
+CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o
 MAIN_OBJ := main.o
 LLHTTP_OBJ := llhttp/llhttp.o llhttp/api.o llhttp/http.o
 
-ALL_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(CLI_OBJ) $(MAIN_OBJ) $(LLHTTP_OBJ))
-LIB_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ))
+ALL_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ) $(MAIN_OBJ) $(LLHTTP_OBJ))
+LIB_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ))
 
 UNIT_TESTS := test_util test_router test_spec test_snapshot test_autoscaler test_yaml test_sha256 \
-              test_spawner test_cgroup test_registry test_logstore test_httpd test_listen test_blobs
+              test_spawner test_cgroup test_registry test_logstore test_httpd test_listen test_blobs \
+              test_cron
 UNIT_BIN := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 
 EXAMPLES := examples/hello-c/hello

@@ -150,5 +150,7 @@ int fl_cli__scale(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__info(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__logs(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__invoke(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__requests(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__triggers(fl_cli__ctx *c, int argc, char **argv);
 
 #endif

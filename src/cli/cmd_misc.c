@@ -26,6 +26,9 @@ static const verb verbs[] = {
     {"scale", fl_cli__scale, "scale NAME --min N --max M", "change a function's instance bounds"},
     {"rm", fl_cli__rm, "rm NAME", "delete a function"},
     {"info", fl_cli__info, "info", "show facts about the running daemon"},
+    {"requests", fl_cli__requests, "requests [ID] [--dead]", "list async requests or show one"},
+    {"requests", fl_cli__requests, "requests retry ID", "queue a dead request again"},
+    {"triggers", fl_cli__triggers, "triggers ls", "list the functions' triggers"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "events/async_api.h"
 #include "runtime/sandbox_linux.h"
 
 #define FLINT_VERSION "0.1.0"
@@ -170,6 +171,13 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 			ctl_fn *o = fl_container_of(l, ctl_fn, link);
 			if (o->deleted || strcmp(o->name, name) == 0)
 				continue;
+			if (spec->thrift_port && spec->thrift_port == o->spec->thrift_port) {
+				fl_httpd_respond_error(resp, 409,
+						       "thrift.port: %u is already the port of function %s",
+						       spec->thrift_port, o->name);
+				fl_spec_free(spec);
+				return;
+			}
 			for (i = 0; i < spec->nservices; i++)
 				for (k = 0; k < o->spec->nservices; k++)
 					if (strcmp(spec->services[i], o->spec->services[k]) == 0) {
@@ -498,6 +506,11 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 			fl_httpd_respond_error(resp, 404, "no blob %s", p + 10);
 		else
 			fl_httpd_respond(resp, 200, "application/json", "{}\n", 3);
+		return;
+	}
+	/* Async requests and triggers (events/async_api.c). */
+	if (strncmp(p, "/v1/requests", 12) == 0 || strcmp(p, "/v1/triggers") == 0) {
+		fl_async_admin(ctl->async, req, resp);
 		return;
 	}
 	if (strncmp(p, "/v1/functions/", 14) != 0)

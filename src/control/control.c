@@ -17,7 +17,9 @@
 #include "control/ctl.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "events/async.h"
 #include "gateway/gateway.h"
+#include "obs/metrics.h"
 #include "runtime/sandbox_linux.h"
 
 static fl_ctl g_ctl;
@@ -160,6 +162,9 @@ static void finish_stop(fl_ctl *ctl)
 {
 	uv_timer_stop(&ctl->stop_timer);
 	uv_timer_stop(&ctl->tick);
+	/* Attempts under way are cut short: they stay queued for the next start. */
+	fl_async_stop(ctl->async, 0);
+	ctl->async = NULL;
 	fl_gateway_stop();
 	ctl_stop_all(ctl);
 	uv_stop(ctl->loop);
@@ -204,6 +209,7 @@ static void on_signal(uv_signal_t *s, int sig)
 	fl_info("serve", "%s: draining %ld requests under way, then stopping",
 		sig == SIGTERM ? "SIGTERM" : "SIGINT", fl_gateway_active());
 	fl_gateway_drain();
+	fl_async_drain(ctl->async);
 	if (ctl->httpd) {
 		fl_httpd_close(ctl->httpd);
 		ctl->httpd = NULL;
@@ -423,6 +429,11 @@ int fl_serve_main(int argc, char **argv)
 	ctl->sp_poll.data = ctl;
 	uv_poll_start(&ctl->sp_poll, UV_READABLE, on_spawner);
 
+	/* The async queue before the functions load: they tell it their settings. */
+	if (fl_async_start(ctl->data_dir, ctl->listen, &ctl->async, err, sizeof(err)) < 0) {
+		fprintf(stderr, "flint: %s\n", err);
+		goto fail;
+	}
 	/* An empty snapshot first, so the gateway always has one. */
 	empty = fl_snapshot_new(++ctl->snap_gen);
 	fl_snapshot_publish(empty);
@@ -441,10 +452,14 @@ int fl_serve_main(int argc, char **argv)
 	gopts.max_header = 32 * 1024;
 	gopts.need = need_cb;
 	gopts.ctx = ctl;
+	gopts.offload = fl_async_offload;
+	gopts.offload_ctx = ctl->async;
+	fl_metrics_set_extra(fl_async_metrics_hook, ctl->async);
 	if (fl_gateway_start(&gopts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "flint: %s\n", err);
 		goto fail;
 	}
+	fl_async_resume(ctl->async);
 	if (fl_httpd_start(ctl->loop, ctl->admin, 512u << 20, ctl_admin_handle, ctl, &ctl->httpd,
 			   err, sizeof(err)) < 0) {
 		fprintf(stderr, "flint: admin API: %s\n", err);

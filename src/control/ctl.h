@@ -103,6 +103,7 @@ typedef struct fl_ctl {
 	int port_cursor, port_lo, port_hi;
 	uint64_t started_ms;
 	char **base_env;
+	struct fl_async *async; /* the async queue and triggers (events/async.h) */
 } fl_ctl;
 
 /* instances.c */

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "core/util.h"
+#include "events/async.h"
 #include "gateway/gateway.h"
 #include "net/listen.h"
 #include "runtime/sandbox_linux.h"
@@ -128,9 +129,11 @@ void ctl_publish_now(fl_ctl *ctl)
 			r->reason = fl_xstrdup(fn->reason);
 		}
 		r->concurrency = fn->spec->concurrency;
-		r->proto = strcmp(fn->spec->protocol, "grpc") == 0    ? FL_PROTO_GRPC
-			   : strcmp(fn->spec->protocol, "http2") == 0 ? FL_PROTO_HTTP2
-								      : FL_PROTO_HTTP;
+		r->proto = strcmp(fn->spec->protocol, "grpc") == 0     ? FL_PROTO_GRPC
+			   : strcmp(fn->spec->protocol, "http2") == 0  ? FL_PROTO_HTTP2
+			   : strcmp(fn->spec->protocol, "thrift") == 0 ? FL_PROTO_THRIFT
+								       : FL_PROTO_HTTP;
+		r->thrift_port = (int)fn->spec->thrift_port;
 		if (fn->spec->nservices) {
 			int k2;
 			r->services = fl_xcalloc((size_t)fn->spec->nservices, sizeof(char *));
@@ -954,6 +957,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		if (ready_old)
 			fn->state = F_READY;
 	}
+	fl_async_apply_spec(ctl->async, spec);
 	ctl_publish_later(ctl);
 	ctl_scale(ctl, fn);
 	return 0;
@@ -972,6 +976,7 @@ void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)
 			inst_stop(ctl, i);
 	}
 	fl_logstore_remove(ctl->logs, fn->name);
+	fl_async_set_function(ctl->async, fn->name, NULL);
 	ctl_publish_now(ctl);
 	fn_maybe_free(ctl, fn);
 }

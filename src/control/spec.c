@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "events/trigger_spec.h"
 
 #define MAX_INSTANCES	10000
 #define MAX_CONCURRENCY 1000000
@@ -22,13 +23,17 @@
 
 static const char *const top_fields[] = {"name",  "command", "protocol", "env",	   "workdir",
 					 "code",  "build",   "scale",	 "limits", "health",
-					 "queue", "grpc",    "sandbox",	 NULL};
+					 "queue", "grpc",    "sandbox",	 "async",  "triggers", "thrift",
+					 NULL};
 static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
 					   "target", "idle_timeout", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
 static const char *const health_fields[] = {"tcp", "path", "grpc", "startup_timeout", NULL};
 static const char *const queue_fields[] = {"max", "timeout", NULL};
 static const char *const grpc_fields[] = {"services", NULL};
+static const char *const thrift_fields[] = {"services", "port", NULL};
+static const char *const async_fields[] = {"retries", "backoff_min", "backoff_max", "max_age",
+					   "timeout", "concurrency", NULL};
 
 struct ctx {
 	char *err;
@@ -445,29 +450,36 @@ static int valid_service(const char *v)
 	return 1;
 }
 
-static int parse_grpc(struct ctx *c, const json_t *j, fl_spec *s)
+/* grpc: {services} or thrift: {services, port}: the services a function serves. */
+static int parse_services(struct ctx *c, const json_t *j, const char *key, fl_spec *s)
 {
 	json_t *o, *a, *v;
 	size_t i;
-	int rc;
+	int rc, thrift = strcmp(key, "thrift") == 0;
+	char prefix[16];
 
-	if ((rc = get_object(c, j, "grpc", &o)) < 0 || o == NULL)
+	if ((rc = get_object(c, j, key, &o)) < 0 || o == NULL)
 		return rc;
-	if ((rc = check_fields(c, o, "grpc: ", grpc_fields)) < 0)
+	snprintf(prefix, sizeof(prefix), "%s: ", key);
+	if ((rc = check_fields(c, o, prefix, thrift ? thrift_fields : grpc_fields)) < 0)
+		return rc;
+	if (thrift && (rc = get_uint(c, o, "thrift", "port", 1024, 65535, &s->thrift_port)) < 0)
 		return rc;
 	a = json_object_get(o, "services");
 	if (a == NULL || json_is_null(a))
 		return 0;
+	if (s->services)
+		return reject(c, "%s.services: a function serves either gRPC or Thrift", key);
 	if (!json_is_array(a) || json_array_size(a) > 64)
-		return reject(c, "grpc.services: must be a list of at most 64 service names");
+		return reject(c, "%s.services: must be a list of at most 64 service names", key);
 	s->services = fl_xcalloc(json_array_size(a) + 1, sizeof(char *));
 	json_array_foreach(a, i, v)
 	{
 		if (!plain_string(v) || !valid_service(json_string_value(v)))
 			return reject(c,
-				      "grpc.services[%zu]: must be a full service name like "
-				      "\"helloworld.Greeter\" (letters, digits, '_' and '.')",
-				      i);
+				      "%s.services[%zu]: must be a full service name like \"%s\" "
+				      "(letters, digits, '_' and '.')",
+				      key, i, thrift ? "EchoService" : "helloworld.Greeter");
 		s->services[s->nservices++] = fl_xstrdup(json_string_value(v));
 	}
 	return 0;
@@ -485,6 +497,39 @@ static int parse_queue(struct ctx *c, const json_t *j, fl_spec *s)
 	    (rc = get_duration(c, o, "queue", "timeout", 1, "1ms", &s->queue_timeout_ms)) < 0)
 		return rc;
 	return 0;
+}
+
+static int parse_async(struct ctx *c, const json_t *j, fl_spec *s)
+{
+	json_t *o;
+	int rc;
+
+	if ((rc = get_object(c, j, "async", &o)) < 0 || o == NULL)
+		return rc;
+	if ((rc = check_fields(c, o, "async: ", async_fields)) < 0 ||
+	    (rc = get_uint(c, o, "async", "retries", 0, 1000, &s->async_retries)) < 0 ||
+	    (rc = get_duration(c, o, "async", "backoff_min", 1, "1ms", &s->async_backoff_min_ms)) <
+		0 ||
+	    (rc = get_duration(c, o, "async", "backoff_max", 1, "1ms", &s->async_backoff_max_ms)) <
+		0 ||
+	    (rc = get_duration(c, o, "async", "max_age", 1000, "1s", &s->async_max_age_ms)) < 0 ||
+	    (rc = get_duration(c, o, "async", "timeout", 1, "1ms", &s->async_timeout_ms)) < 0 ||
+	    (rc = get_uint(c, o, "async", "concurrency", 1, MAX_CONCURRENCY,
+			   &s->async_concurrency)) < 0)
+		return rc;
+	if (s->async_backoff_min_ms > s->async_backoff_max_ms)
+		return reject(c, "async.backoff_min: must not be longer than async.backoff_max");
+	return 0;
+}
+
+/* triggers: [...] is validated by the events module, which runs them. */
+static int parse_triggers(struct ctx *c, const json_t *j, fl_spec *s)
+{
+	json_t *v = member(j, "triggers");
+
+	if (v == NULL)
+		return 0;
+	return fl_trigger_spec_parse(v, &s->triggers, c->err, c->errlen);
 }
 
 int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
@@ -506,6 +551,11 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	s->queue_max = 1000;
 	s->queue_timeout_ms = 30000;
 	s->sandbox = 1;
+	s->async_retries = 3;
+	s->async_backoff_min_ms = 1000;
+	s->async_backoff_max_ms = 300000;
+	s->async_max_age_ms = 86400000;
+	s->async_concurrency = 10;
 
 	if (!json_is_object(j)) {
 		rc = reject(&c, "the spec must be a JSON object");
@@ -533,18 +583,25 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	v = member(j, "protocol");
 	if (v && (!plain_string(v) || (strcmp(json_string_value(v), "http") != 0 &&
 				       strcmp(json_string_value(v), "http2") != 0 &&
-				       strcmp(json_string_value(v), "grpc") != 0))) {
-		rc = reject(&c, "protocol: must be \"http\", \"http2\" or \"grpc\" (\"thrift\" "
-				"and \"tcp\" are planned)");
+				       strcmp(json_string_value(v), "grpc") != 0 &&
+				       strcmp(json_string_value(v), "thrift") != 0))) {
+		rc = reject(&c, "protocol: must be \"http\", \"http2\", \"grpc\" or \"thrift\" "
+				"(\"tcp\" is planned)");
 		goto fail;
 	}
 	s->protocol = fl_xstrdup(v ? json_string_value(v) : "http");
-	if ((rc = parse_grpc(&c, j, s)) < 0)
+	if ((rc = parse_services(&c, j, "grpc", s)) < 0)
 		goto fail;
 	if (s->nservices && strcmp(s->protocol, "grpc") != 0) {
 		rc = reject(&c, "grpc.services: only a function with protocol \"grpc\" serves gRPC");
 		goto fail;
 	}
+	if (member(j, "thrift") && strcmp(s->protocol, "thrift") != 0) {
+		rc = reject(&c, "thrift: only a function with protocol \"thrift\" takes Thrift settings");
+		goto fail;
+	}
+	if ((rc = parse_services(&c, j, "thrift", s)) < 0)
+		goto fail;
 
 	if ((rc = parse_env(&c, j, s)) < 0 || (rc = get_string(&c, j, "workdir", &s->workdir)) < 0)
 		goto fail;
@@ -561,7 +618,8 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	}
 	if ((rc = get_string(&c, j, "build", &s->build)) < 0 || (rc = parse_scale(&c, j, s)) < 0 ||
 	    (rc = parse_limits(&c, j, s)) < 0 || (rc = parse_health(&c, j, s)) < 0 ||
-	    (rc = parse_queue(&c, j, s)) < 0)
+	    (rc = parse_queue(&c, j, s)) < 0 || (rc = parse_async(&c, j, s)) < 0 ||
+	    (rc = parse_triggers(&c, j, s)) < 0)
 		goto fail;
 	if (s->health_type == FL_HEALTH_GRPC && strcmp(s->protocol, "grpc") != 0) {
 		rc = reject(&c, "health.grpc: only a function with protocol \"grpc\" has a gRPC health "
@@ -623,11 +681,14 @@ json_t *fl_spec_to_json(const fl_spec *s)
 		json_object_set_new(j, "code", json_string(s->code));
 	if (s->build)
 		json_object_set_new(j, "build", json_string(s->build));
-	if (s->nservices) {
-		json_t *svcs = json_array();
+	if (s->nservices || s->thrift_port) {
+		json_t *svcs = json_array(), *o;
 		for (int i = 0; i < s->nservices; i++)
 			json_array_append_new(svcs, json_string(s->services[i]));
-		json_object_set_new(j, "grpc", json_pack("{s:o}", "services", svcs));
+		o = json_pack("{s:o}", "services", svcs);
+		if (s->thrift_port)
+			json_object_set_new(o, "port", json_integer(s->thrift_port));
+		json_object_set_new(j, strcmp(s->protocol, "thrift") == 0 ? "thrift" : "grpc", o);
 	}
 	json_object_set_new(j, "scale",
 			    json_pack("{s:I, s:I, s:I, s:I, s:o}", "min", (json_int_t)s->min, "max",
@@ -662,6 +723,17 @@ json_t *fl_spec_to_json(const fl_spec *s)
 			    json_pack("{s:I, s:o}", "max", (json_int_t)s->queue_max, "timeout",
 				      duration(s->queue_timeout_ms)));
 	json_object_set_new(j, "sandbox", json_boolean(s->sandbox));
+	json_object_set_new(
+	    j, "async",
+	    json_pack("{s:I, s:o, s:o, s:o, s:I}", "retries", (json_int_t)s->async_retries,
+		      "backoff_min", duration(s->async_backoff_min_ms), "backoff_max",
+		      duration(s->async_backoff_max_ms), "max_age", duration(s->async_max_age_ms),
+		      "concurrency", (json_int_t)s->async_concurrency));
+	if (s->async_timeout_ms)
+		json_object_set_new(json_object_get(j, "async"), "timeout",
+				    duration(s->async_timeout_ms));
+	if (s->triggers)
+		json_object_set_new(j, "triggers", json_deep_copy(s->triggers));
 	return j;
 }
 
@@ -687,5 +759,6 @@ void fl_spec_free(fl_spec *s)
 	free(s->build);
 	free(s->health_path);
 	free_strv(s->services);
+	json_decref(s->triggers);
 	free(s);
 }

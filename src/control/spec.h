@@ -21,6 +21,7 @@ typedef struct fl_spec {
 	char *protocol; /* "http" (later: "grpc", "http2", "thrift", "tcp") */
 	char **services; /* grpc: NULL-terminated service names ("pkg.Service"), or NULL */
 	int nservices;
+	uint32_t thrift_port; /* thrift: a dedicated port for clients that send no header, or 0 */
 	char **env;	/* NULL-terminated "K=V" strings, in spec order */
 	int nenv;
 	char *workdir; /* absolute directory to run in when no code is attached; may be NULL */
@@ -43,6 +44,11 @@ typedef struct fl_spec {
 	uint64_t startup_timeout_ms;	 /* ready within this or the start failed; default 30 s */
 	uint32_t queue_max;	   /* requests held while no instance has room; default 1000 */
 	uint64_t queue_timeout_ms; /* how long one may be held; default 30 s */
+	/* async: settings of async calls (see struct fl_async_conf for the defaults) */
+	uint32_t async_retries, async_concurrency;
+	uint64_t async_backoff_min_ms, async_backoff_max_ms, async_max_age_ms;
+	uint64_t async_timeout_ms; /* 0: limits.timeout */
+	json_t *triggers;	   /* validated array of {cron|redis|nats}, or NULL */
 } fl_spec;
 
 /* Validates j and builds a spec. On success returns 0 and *out (free with

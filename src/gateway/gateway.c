@@ -148,7 +148,91 @@ static void on_connection(uv_stream_t *server, int status)
 		fl_warn("gateway", "accept failed: %s", uv_strerror(status));
 		return;
 	}
-	fl_http1_accept(gw, server);
+	fl_http1_accept(gw, server, NULL);
+}
+
+/* A listener of a function's dedicated port (thrift.port) on this thread. */
+struct gw_dedicated {
+	struct gw_dedicated *next;
+	fl_gw *gw;
+	uv_tcp_t tcp;
+	int port, mark;
+	char fn[64];
+};
+
+static void dedicated_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_dedicated(uv_stream_t *server, int status)
+{
+	struct gw_dedicated *d = server->data;
+
+	if (status < 0) {
+		fl_warn("gateway", "accept on port %d failed: %s", d->port, uv_strerror(status));
+		return;
+	}
+	fl_http1_accept(d->gw, server, d->fn);
+}
+
+/* Opens and closes this thread's dedicated-port listeners to match the
+ * snapshot: each thread has its own SO_REUSEPORT socket, as for the gateway port. */
+static void reconcile_dedicated(fl_gw *gw, int close_all)
+{
+	const fl_snapshot *s = gw->cur ? gw->cur->snap : NULL;
+	struct gw_dedicated *d, **pp;
+	char addr[300], err[300];
+	const char *colon = strrchr(opts.listen, ':');
+	int i;
+
+	for (d = gw->dedicated; d; d = d->next)
+		d->mark = 0;
+	for (i = 0; !close_all && s && i < s->nfn; i++) {
+		const fl_route_fn *fn = s->fns[i];
+		int fd;
+		if (fn->thrift_port == 0)
+			continue;
+		for (d = gw->dedicated; d; d = d->next)
+			if (d->port == fn->thrift_port && strcmp(d->fn, fn->name) == 0)
+				break;
+		if (d) {
+			d->mark = 1;
+			continue;
+		}
+		snprintf(addr, sizeof(addr), "%.*s:%d", colon ? (int)(colon - opts.listen) : 0,
+			 opts.listen, fn->thrift_port);
+		fd = fl_listen_tcp(addr, 1, 1024, err, sizeof(err));
+		if (fd < 0) {
+			if (gw->idx == 0)
+				fl_error("gateway", "function %s: %s", fn->name, err);
+			continue;
+		}
+		d = fl_xcalloc(1, sizeof(*d));
+		d->gw = gw;
+		d->port = fn->thrift_port;
+		d->mark = 1;
+		snprintf(d->fn, sizeof(d->fn), "%s", fn->name);
+		uv_tcp_init(&gw->loop, &d->tcp);
+		d->tcp.data = d;
+		if (uv_tcp_open(&d->tcp, fd) < 0 ||
+		    uv_listen((uv_stream_t *)&d->tcp, 1024, on_dedicated) < 0) {
+			uv_close((uv_handle_t *)&d->tcp, dedicated_closed);
+			continue;
+		}
+		d->next = gw->dedicated;
+		gw->dedicated = d;
+		if (gw->idx == 0)
+			fl_info("gateway", "function %s: listening on %s", fn->name, addr);
+	}
+	for (pp = &gw->dedicated; (d = *pp) != NULL;) {
+		if (d->mark) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		uv_close((uv_handle_t *)&d->tcp, dedicated_closed);
+	}
 }
 
 static void close_listener(fl_gw *gw)
@@ -167,6 +251,8 @@ static void on_wake(uv_async_t *a)
 
 	if (p & GW_WAKE_SNAP) {
 		refresh_snapshot(gw);
+		if (!gw->draining)
+			reconcile_dedicated(gw, 0);
 		fl_up_sweep(gw, 0);
 		fl_h2up_sweep(gw, 0);
 	}
@@ -198,6 +284,7 @@ static void on_wake(uv_async_t *a)
 		int force = (p & GW_WAKE_STOP) != 0;
 		gw->draining = 1;
 		close_listener(gw);
+		reconcile_dedicated(gw, 1);
 		for (l = gw->conns.next; l != &gw->conns; l = next) {
 			next = l->next;
 			fl_http1_drain(fl_http1_from_link(l), force);
@@ -219,6 +306,7 @@ static void thread_main(void *arg)
 	/* Signals belong to the control thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	reconcile_dedicated(gw, 0);
 	uv_run(&gw->loop, UV_RUN_DEFAULT);
 	/* Let close callbacks of handles closed in the last iteration run. */
 	uv_run(&gw->loop, UV_RUN_NOWAIT);

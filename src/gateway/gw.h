@@ -51,6 +51,7 @@ typedef struct fl_gw {
 	fl_list ups;	 /* every upstream connection */
 	fl_list h2ups;   /* every HTTP/2 upstream connection */
 	fl_list h2dirty; /* HTTP/2 sessions with frames to send (see fl_h2_flush_all) */
+	struct gw_dedicated *dedicated; /* listeners of functions' dedicated ports */
 	int draining;
 	pthread_mutex_t off_mu; /* guards off_head/off_tail: answers from other threads */
 	struct gw_offload_done *off_head, *off_tail;
@@ -110,8 +111,9 @@ void fl_up_release(gw_up *u, int keep);
 /* Closes idle connections of instances that are gone (or all with all != 0). */
 void fl_up_sweep(fl_gw *gw, int all);
 
-/* proto/http1.c: client connections. */
-void fl_http1_accept(fl_gw *gw, uv_stream_t *server);
+/* proto/http1.c: client connections. fixed_fn: the function whose dedicated
+ * port the connection came in on, or NULL for the gateway port. */
+void fl_http1_accept(fl_gw *gw, uv_stream_t *server, const char *fixed_fn);
 /* Closes the connection if it has no request under way (drain), or now (force). */
 void fl_http1_drain(gw_conn *c, int force);
 gw_conn *fl_http1_from_link(fl_list *l);
@@ -120,6 +122,30 @@ void fl_http1_offload_answer(void *cookie, int status, const char *ctype, const 
 			     size_t len, const char *headers);
 /* Closes a client connection now (used by the HTTP/2 codec that took it over). */
 void fl_http1_close(gw_conn *c);
+
+/* A protocol that takes a client connection over from HTTP/1.1 (the host
+ * codec) once its first bytes tell: HTTP/2, Thrift. Adding one adds a file and
+ * an entry in the table in proto/http1.c, not ifs. */
+struct fl_codec {
+	const char *name;
+	/* Are these first bytes ours? 1 yes, 0 no. */
+	int (*sniff)(const char *p, size_t n);
+	/* Takes over c, writing through tcp; fixed_fn is the function of the
+	 * dedicated port the client came in on, or NULL. NULL on failure. */
+	void *(*start)(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
+		       const char *fixed_fn);
+	/* Client bytes; returns 0, or -1 when the connection must close. */
+	int (*on_read)(void *s, const char *p, size_t n);
+	/* The client's write queue went low. */
+	void (*on_drain)(void *s);
+	/* Stop taking new work; 1 if nothing is under way (close now). */
+	int (*drain)(void *s);
+	/* The connection is closing: end everything and free s. */
+	void (*free)(void *s);
+	/* Runs after every I/O callback of a connection of this codec (or NULL). */
+	void (*flush)(fl_gw *gw);
+};
+extern const struct fl_codec fl_codec_h2, fl_codec_thrift;
 
 /* proto/http2.c: HTTP/2 on client connections that start with the preface. */
 typedef struct fl_h2 fl_h2;

@@ -74,6 +74,7 @@ typedef struct fl_fnstats {
 	fl_hist cold;			  /* instance spawn -> ready (control) */
 	atomic_uint_fast64_t grpc[17];    /* gRPC answers by grpc-status */
 	fl_hist stream;                   /* HTTP/2 stream duration */
+	atomic_uint_fast64_t thrift[3];   /* Thrift calls: reply, exception, flint's error */
 	atomic_uint_fast64_t held;	  /* requests that waited for room */
 } fl_fnstats;
 
@@ -112,13 +113,15 @@ enum fl_proto {
 	FL_PROTO_HTTP,  /* HTTP/1.1 */
 	FL_PROTO_HTTP2, /* HTTP/2 without TLS (h2c, prior knowledge) */
 	FL_PROTO_GRPC,  /* gRPC: HTTP/2 with services routed by :path */
+	FL_PROTO_THRIFT, /* Thrift: framed/THeader/TTHeader calls routed by service */
 };
 
 /* One function as the gateway sees it in one snapshot. */
 typedef struct fl_route_fn {
 	char *name;
 	enum fl_proto proto;
-	char **services;          /* gRPC services it declares ("pkg.Service"), owned */
+	char **services;          /* gRPC or Thrift services it declares, owned */
+	int thrift_port;          /* Thrift: its dedicated port, 0 = none */
 	int nservices;
 	uint64_t version;
 	fl_fnstats *stats;

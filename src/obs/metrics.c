@@ -27,6 +27,16 @@ static void hist(fl_buf *o, const char *metric, const char *fn, const fl_hist *h
 	fl_buf_printf(o, "%s_count{function=\"%s\"} %llu\n", metric, fn, (unsigned long long)cum);
 }
 
+/* Set once before the gateway threads start, read by them afterwards. */
+static void (*extra_cb)(void *ctx, void *out);
+static void *extra_ctx;
+
+void fl_metrics_set_extra(void (*cb)(void *ctx, void *out), void *ctx)
+{
+	extra_cb = cb;
+	extra_ctx = ctx;
+}
+
 int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 {
 	int i, code;
@@ -110,6 +120,8 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_inflight{function=\"%s\"} %ld\n", s->fns[i]->name,
 			      atomic_load(&s->fns[i]->stats->inflight));
+	if (extra_cb)
+		extra_cb(extra_ctx, o);
 	if (o->cap == 0 || o->len < before)
 		return -ENOMEM;
 	return 0;

@@ -9,4 +9,9 @@
  * Returns 0 or -ENOMEM. */
 int fl_metrics_render(fl_buf *out, const fl_snapshot *s);
 
+/* Another part of flint appends its own metrics to every render: cb(ctx, out)
+ * with out a fl_buf *, called on gateway threads. Set it before the gateway
+ * starts. */
+void fl_metrics_set_extra(void (*cb)(void *ctx, void *out), void *ctx);
+
 #endif

@@ -74,7 +74,9 @@ struct gw_conn {
 	fl_gw *gw;
 	fl_list link;
 	gw_waiter wait;
-	fl_h2 *h2; /* set once the client spoke the HTTP/2 preface */
+	const struct fl_codec *codec; /* set once another protocol took the connection */
+	void *cs;                     /* that codec's state */
+	char *fixed_fn;               /* the function of the dedicated port, or NULL */
 	llhttp_t req;
 	llhttp_t resp;
 	enum conn_state state;
@@ -1140,6 +1142,7 @@ void fl_http1_offload_answer(void *cookie, int status, const char *ctype, const 
 	if (c->closing) {
 		if (c->offloads == 0 && c->handles == 0) {
 			free(c->pend);
+			free(c->fixed_fn);
 			free(c);
 		}
 		return;
@@ -1229,10 +1232,11 @@ static int try_h2c_upgrade(gw_conn *c)
 	if (fl_gw__write((uv_stream_t *)&c->tcp, &b, 1) < 0)
 		return 0;
 	uv_timer_stop(&c->timer);
-	c->h2 = fl_h2_upgrade(c->gw, c, (uv_stream_t *)&c->tcp, c->peer, settings, sl, f, n);
+	c->cs = fl_h2_upgrade(c->gw, c, (uv_stream_t *)&c->tcp, c->peer, settings, sl, f, n);
+	c->codec = c->cs ? &fl_codec_h2 : NULL;
 	c->x = NULL;
 	exch_put(x);
-	if (c->h2 == NULL)
+	if (c->cs == NULL)
 		conn_close(c); /* after a 101 there is no going back to HTTP/1.1 */
 	return 1;
 }
@@ -1412,10 +1416,11 @@ static void drive(gw_conn *c)
 			c->head_ready = 0;
 			start_request(c);
 		}
-		if (c->h2) {
+		if (c->codec) {
 			/* Upgraded: what followed the request is HTTP/2. */
 			if (!c->closing && c->pend_off < c->pend_len &&
-			    fl_h2_on_read(c->h2, c->pend + c->pend_off, c->pend_len - c->pend_off) < 0)
+			    c->codec->on_read(c->cs, c->pend + c->pend_off, c->pend_len - c->pend_off) <
+				0)
 				conn_close(c);
 			free(c->pend);
 			c->pend = NULL;
@@ -1425,7 +1430,8 @@ static void drive(gw_conn *c)
 				c->reading = 1;
 				uv_read_start((uv_stream_t *)&c->tcp, fl_gw__alloc, on_client_read);
 			}
-			fl_h2_flush_all(c->gw);
+			if (c->codec && c->codec->flush)
+				c->codec->flush(c->gw);
 			return;
 		}
 		if (!c->closing && !c->head_ready && c->pend_off < c->pend_len) {
@@ -1453,9 +1459,11 @@ static void client_drain(uv_stream_t *s)
 
 	if (c->closing)
 		return;
-	if (c->h2) {
-		fl_h2_on_drain(c->h2);
-		fl_h2_flush_all(c->gw);
+	if (c->codec) {
+		const struct fl_codec *k = c->codec;
+		k->on_drain(c->cs);
+		if (k->flush)
+			k->flush(c->gw);
 		return;
 	}
 	update_reading(c);
@@ -1555,6 +1563,7 @@ static void conn_closed(uv_handle_t *h)
 
 	if (--c->handles == 0 && c->offloads == 0) {
 		free(c->pend);
+		free(c->fixed_fn);
 		free(c);
 	}
 }
@@ -1566,9 +1575,10 @@ static void conn_close(gw_conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	if (c->h2) {
-		fl_h2_free(c->h2);
-		c->h2 = NULL;
+	if (c->codec) {
+		c->codec->free(c->cs);
+		c->codec = NULL;
+		c->cs = NULL;
 	}
 	if (x) {
 		if (x->up) {
@@ -1593,23 +1603,39 @@ static void conn_close(gw_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
+/* The protocols that can take a connection over, tried in order on its first
+ * bytes; HTTP/1.1 keeps whatever none of them claims. */
+static const struct fl_codec *const codecs[] = {&fl_codec_h2, &fl_codec_thrift};
+
+static void sniff(gw_conn *c, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
+		if (!codecs[i]->sniff(p, n))
+			continue;
+		uv_timer_stop(&c->timer);
+		c->cs = codecs[i]->start(c->gw, c, (uv_stream_t *)&c->tcp, c->peer, c->fixed_fn);
+		c->codec = c->cs ? codecs[i] : NULL;
+		if (c->cs == NULL)
+			conn_close(c);
+		return;
+	}
+}
+
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	gw_conn *c = s->data;
 	fl_gw *gw = c->gw;
 
-	if (n > 0 && !c->closing && c->h2 == NULL && c->x == NULL && c->pend == NULL &&
-	    fl_h2_is_preface(buf->base, (size_t)n)) {
-		/* Prior-knowledge HTTP/2: the connection belongs to the HTTP/2 codec. */
-		uv_timer_stop(&c->timer);
-		c->h2 = fl_h2_start(gw, c, (uv_stream_t *)&c->tcp, c->peer);
-		if (c->h2 == NULL)
+	if (n > 0 && !c->closing && c->codec == NULL && c->x == NULL && c->pend == NULL)
+		sniff(c, buf->base, (size_t)n);
+	if (c->codec && !c->closing) {
+		const struct fl_codec *k = c->codec;
+		if (n < 0 || k->on_read(c->cs, buf->base, (size_t)n) < 0)
 			conn_close(c);
-	}
-	if (c->h2 && !c->closing) {
-		if (n < 0 || fl_h2_on_read(c->h2, buf->base, (size_t)n) < 0)
-			conn_close(c);
-		fl_h2_flush_all(gw);
+		if (k->flush)
+			k->flush(gw);
 	} else if (n > 0 && !c->closing) {
 		size_t k;
 		if (c->state == C_HEAD && (c->x == NULL || c->x->t_start == 0))
@@ -1659,7 +1685,7 @@ static void init_settings(void)
 	resp_settings.on_message_complete = on_resp_complete;
 }
 
-void fl_http1_accept(fl_gw *gw, uv_stream_t *server)
+void fl_http1_accept(fl_gw *gw, uv_stream_t *server, const char *fixed_fn)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct sockaddr_storage ss;
@@ -1672,6 +1698,7 @@ void fl_http1_accept(fl_gw *gw, uv_stream_t *server)
 		return;
 	c->drain = client_drain;
 	c->gw = gw;
+	c->fixed_fn = fixed_fn ? strdup(fixed_fn) : NULL;
 	uv_tcp_init(&gw->loop, &c->tcp);
 	c->tcp.data = c;
 	c->handles = 1;
@@ -1713,8 +1740,8 @@ void fl_http1_drain(gw_conn *c, int force)
 {
 	if (c->closing)
 		return;
-	if (c->h2) {
-		if (fl_h2_drain(c->h2) || force)
+	if (c->codec) {
+		if (c->codec->drain(c->cs) || force)
 			conn_close(c);
 		return;
 	}

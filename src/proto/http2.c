@@ -1700,3 +1700,48 @@ fl_h2 *fl_h2_upgrade(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
 	mark_h(h);
 	return h;
 }
+
+/* ---- the codec table entry ---- */
+
+static int h2_sniff(const char *p, size_t n)
+{
+	return fl_h2_is_preface(p, n);
+}
+
+static void *h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
+		      const char *fixed_fn)
+{
+	(void)fixed_fn;
+	return fl_h2_start(gw, c, tcp, peer);
+}
+
+static int h2_on_read(void *s, const char *p, size_t n)
+{
+	return fl_h2_on_read(s, p, n);
+}
+
+static void h2_on_drain(void *s)
+{
+	fl_h2_on_drain(s);
+}
+
+static int h2_drain(void *s)
+{
+	return fl_h2_drain(s);
+}
+
+static void h2_free(void *s)
+{
+	fl_h2_free(s);
+}
+
+const struct fl_codec fl_codec_h2 = {
+    .name = "h2",
+    .sniff = h2_sniff,
+    .start = h2_start,
+    .on_read = h2_on_read,
+    .on_drain = h2_on_drain,
+    .drain = h2_drain,
+    .free = h2_free,
+    .flush = fl_h2_flush_all,
+};

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "control/spec.c"
+#include "events/cron.c"
+#include "events/trigger_spec.c"
 
 /* Parses text (which must be valid JSON); returns the result code, *out and err filled. */
 static int parse_text(const char *text, fl_spec **out, char *err, size_t errlen)
@@ -299,8 +301,13 @@ static const struct bad bad_specs[] = {
     {"{\"name\": \"a\", \"command\": [\"x\"], \"replicas\": 3}", "unknown field \"replicas\""},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"scale\": {\"mxa\": 3}}",
      "scale: unknown field \"mxa\" (did you mean \"max\"?)"},
-    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"thrift\"}",
-     "protocol: must be \"http\", \"http2\" or \"grpc\" (\"thrift\" and \"tcp\" are planned)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"tcp\"}",
+     "protocol: must be \"http\", \"http2\", \"grpc\" or \"thrift\" (\"tcp\" is planned)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"thrift\": {\"port\": 9190}}",
+     "thrift: only a function with protocol \"thrift\" takes Thrift settings"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"thrift\", \"thrift\": "
+     "{\"port\": 80}}",
+     "thrift.port: must be an integer between 1024 and 65535"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"grpc\": {\"services\": [\"a.B\"]}}",
      "grpc.services: only a function with protocol \"grpc\" serves gRPC"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"protocol\": \"grpc\", \"grpc\": "
@@ -428,6 +435,74 @@ static void test_short_err(void **state)
 	assert_string_equal(err, "name: i");
 }
 
+/* async: and triggers: are parsed, defaulted, refused with the field named, and written back. */
+static void test_async_and_triggers(void **state)
+{
+	static const struct {
+		const char *json, *error;
+	} bad[] = {
+	    {"{\"name\":\"a\",\"command\":\"x\",\"async\":{\"retries\":-1}}",
+	     "async.retries: must be an integer between 0 and 1000"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"async\":{\"retrys\":1}}",
+	     "async: unknown field \"retrys\" (did you mean \"retries\"?)"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"async\":{\"backoff_min\":\"10s\","
+	     "\"backoff_max\":\"1s\"}}",
+	     "async.backoff_min: must not be longer than async.backoff_max"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":{}}", "triggers: must be a list"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":[{\"cron\":\"* *\"}]}",
+	     "triggers[0].cron: a cron expression has 5 fields (minute hour day month weekday) or "
+	     "6 (seconds first), got 2"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":[{\"cron\":\"@daily\","
+	     "\"missed\":\"no\"}]}",
+	     "triggers[0].missed: must be \"skip\" or \"run-once\""},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":[{\"redis\":{\"url\":"
+	     "\"http://x\",\"stream\":\"s\"}}]}",
+	     "triggers[0].redis.url: must be a URL starting with redis://"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":[{\"nats\":{}}]}",
+	     "triggers[0].nats.subject: is required"},
+	    {"{\"name\":\"a\",\"command\":\"x\",\"triggers\":[{\"cron\":\"@daily\","
+	     "\"nats\":{}}]}",
+	     "triggers[0]: must have exactly one of \"cron\", \"redis\" or \"nats\""},
+	};
+	char err[256];
+	fl_spec *s = NULL;
+	json_t *j;
+	size_t i;
+
+	(void)state;
+	s = parse_ok("{\"name\":\"a\",\"command\":\"x\"}");
+	assert_int_equal(s->async_retries, 3);
+	assert_int_equal(s->async_backoff_min_ms, 1000);
+	assert_int_equal(s->async_concurrency, 10);
+	assert_null(s->triggers);
+	fl_spec_free(s);
+	s = parse_ok("{\"name\":\"a\",\"command\":\"x\",\"async\":{\"retries\":0,"
+		     "\"timeout\":\"2h\",\"max_age\":\"1h\",\"concurrency\":2},"
+		     "\"triggers\":[{\"cron\":\"*/10 * * * * *\",\"tz\":\"Asia/Shanghai\","
+		     "\"payload\":{\"k\":1}}]}");
+	assert_int_equal(s->async_retries, 0);
+	assert_int_equal(s->async_timeout_ms, 7200000);
+	assert_int_equal(s->async_max_age_ms, 3600000);
+	assert_int_equal(s->async_concurrency, 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(s->triggers, 0),
+							      "missed")),
+			    "skip");
+	j = fl_spec_to_json(s);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "async"),
+							      "timeout")),
+			    "2h");
+	assert_true(json_equal(json_object_get(j, "triggers"), s->triggers));
+	json_decref(j);
+	fl_spec_free(s);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s = NULL;
+		if (parse_text(bad[i].json, &s, err, sizeof(err)) != -EINVAL)
+			fail_msg("%s: expected -EINVAL", bad[i].json);
+		if (strcmp(err, bad[i].error) != 0)
+			fail_msg("%s:\n  got      %s\n  expected %s", bad[i].json, err, bad[i].error);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +515,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_nul_refused),
 	    cmocka_unit_test(test_short_err),
+	    cmocka_unit_test(test_async_and_triggers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1816 @@
+/* async.c -- the durable async queue: SQLite with group commit on a writer
+ * thread, scheduling and workers (libcurl multi on a libuv loop) on a loop
+ * thread, retries with back-off, results, callbacks and a dead letter. */
+#include "events/async.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/spec.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "events/async_int.h"
+
+#define RESULT_MAX	(1u << 20) /* bytes of a function's response body kept */
+#define CB_MAX_ATTEMPTS 10
+#define CB_MAX_INFLIGHT 64
+#define CB_TIMEOUT_MS	30000
+#define ID_MAX		48
+
+static const struct fl_async_conf default_conf = {3, 1000, 300000, 86400000ULL, 60000, 10};
+
+enum op_kind { OP_INSERT, OP_RUNNING, OP_FINAL, OP_RETRY, OP_CB, OP_REDRIVE, OP_STATE };
+
+/* A change for the writer thread. Strings are owned by the op. */
+struct async_op {
+	struct async_op *next;
+	enum op_kind kind;
+	char id[ID_MAX];
+	char *fn, *method, *target, *headers, *callback, *source, *body;
+	size_t headers_len, body_len;
+	fl_async_enqueued_cb cb;
+	void *ctx;
+	uint64_t t_ms;
+	uint32_t attempts;
+	const char *status; /* OP_FINAL: succeeded, failed, dead; OP_CB: pending, done, failed */
+	int code, truncated;
+	char *rh, *rb, *error;
+	size_t rhl, rbl;
+	/* OP_REDRIVE waits for its commit. */
+	pthread_mutex_t *dmu;
+	pthread_cond_t *dcond;
+	int *dflag, *dresult;
+};
+
+/* A request (or a callback to deliver) waiting on the loop thread. */
+struct async_ent {
+	struct async_ent *next;
+	struct async_fnq *q;
+	uint64_t due_ms, created_ms;
+	uint32_t attempts;
+	int is_cb;
+	char id[ID_MAX];
+};
+
+struct async_msg {
+	struct async_msg *next;
+	void (*fn)(fl_async *a, void *arg);
+	void *arg;
+};
+
+/* One HTTP exchange under way: an attempt or a callback delivery. */
+struct xfer {
+	struct xfer *prev, *next; /* a->xfers */
+	fl_async *a;
+	struct async_ent *e;
+	CURL *h;
+	struct curl_slist *hdrs;
+	fl_buf rh, rb;
+	int truncated;
+	char *body;
+	char *callback;
+};
+
+struct csock {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	fl_async *a;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE IF NOT EXISTS requests("
+    " id TEXT PRIMARY KEY, fn TEXT NOT NULL, source TEXT, method TEXT NOT NULL,"
+    " target TEXT NOT NULL, headers BLOB, body BLOB, callback TEXT,"
+    " status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, next_ms INTEGER, started_ms INTEGER, finished_ms INTEGER,"
+    " code INTEGER, resp_headers BLOB, resp_body BLOB, truncated INTEGER, error TEXT,"
+    " cb_state TEXT, cb_attempts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS requests_status ON requests(status, fn);"
+    "CREATE INDEX IF NOT EXISTS requests_created ON requests(created_ms);"
+    "CREATE TABLE IF NOT EXISTS trigger_state(name TEXT PRIMARY KEY, last_ms INTEGER);";
+
+/* ---- small helpers ---- */
+
+static void op_free(struct async_op *o)
+{
+	free(o->fn);
+	free(o->method);
+	free(o->target);
+	free(o->headers);
+	free(o->callback);
+	free(o->source);
+	free(o->body);
+	free(o->rh);
+	free(o->rb);
+	free(o->error);
+	free(o);
+}
+
+static void push_op(fl_async *a, struct async_op *o)
+{
+	pthread_mutex_lock(&a->wmu);
+	*a->ops_tail = o;
+	a->ops_tail = &o->next;
+	pthread_cond_signal(&a->wcond);
+	pthread_mutex_unlock(&a->wmu);
+}
+
+void fl_async__post(fl_async *a, void (*fn)(fl_async *a, void *arg), void *arg)
+{
+	struct async_msg *m = fl_xcalloc(1, sizeof(*m));
+
+	m->fn = fn;
+	m->arg = arg;
+	pthread_mutex_lock(&a->imu);
+	if (a->loop_gone) {
+		/* Shutting down: what is dropped is durable and runs on the next start. */
+		pthread_mutex_unlock(&a->imu);
+		free(m);
+		return;
+	}
+	*a->inbox_tail = m;
+	a->inbox_tail = &m->next;
+	uv_async_send(&a->wake);
+	pthread_mutex_unlock(&a->imu);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n)
+{
+	if (p)
+		sqlite3_bind_blob64(s, i, n ? p : "", n, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int open_db(const char *path, int readonly, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	*out = db;
+	return 0;
+}
+
+/* ---- the writer thread: group commit ---- */
+
+struct wstmts {
+	sqlite3_stmt *ins, *run, *fin, *retry, *cb, *redrive, *state;
+};
+
+static void exec_op(fl_async *a, struct wstmts *st, struct async_op *o)
+{
+	sqlite3_stmt *s = NULL;
+
+	switch (o->kind) {
+	case OP_INSERT:
+		s = st->ins;
+		bind_text(s, 1, o->id);
+		bind_text(s, 2, o->fn);
+		bind_text(s, 3, o->source);
+		bind_text(s, 4, o->method);
+		bind_text(s, 5, o->target);
+		bind_blob(s, 6, o->headers, o->headers_len);
+		bind_blob(s, 7, o->body, o->body_len);
+		bind_text(s, 8, o->callback);
+		sqlite3_bind_int64(s, 9, (sqlite3_int64)o->t_ms);
+		break;
+	case OP_RUNNING:
+		s = st->run;
+		sqlite3_bind_int64(s, 1, o->attempts);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)o->t_ms);
+		bind_text(s, 3, o->id);
+		break;
+	case OP_FINAL:
+		s = st->fin;
+		bind_text(s, 1, o->status);
+		sqlite3_bind_int64(s, 2, o->attempts);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)o->t_ms);
+		if (o->code)
+			sqlite3_bind_int(s, 4, o->code);
+		else
+			sqlite3_bind_null(s, 4);
+		bind_blob(s, 5, o->rh, o->rhl);
+		bind_blob(s, 6, o->rb, o->rbl);
+		sqlite3_bind_int(s, 7, o->truncated);
+		bind_text(s, 8, o->error);
+		bind_text(s, 9, o->id);
+		break;
+	case OP_RETRY:
+		s = st->retry;
+		sqlite3_bind_int64(s, 1, o->attempts);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)o->t_ms);
+		if (o->code)
+			sqlite3_bind_int(s, 3, o->code);
+		else
+			sqlite3_bind_null(s, 3);
+		bind_text(s, 4, o->error);
+		bind_text(s, 5, o->id);
+		break;
+	case OP_CB:
+		s = st->cb;
+		bind_text(s, 1, o->status);
+		sqlite3_bind_int64(s, 2, o->attempts);
+		bind_text(s, 3, o->id);
+		break;
+	case OP_STATE:
+		s = st->state;
+		bind_text(s, 1, o->fn);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)o->t_ms);
+		break;
+	case OP_REDRIVE:
+		s = st->redrive;
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)o->t_ms);
+		bind_text(s, 2, o->id);
+		break;
+	}
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		fl_error("async", "cannot store request %s: %s", o->id, sqlite3_errmsg(a->wdb));
+		o->code = -EIO;
+	} else if (o->kind == OP_INSERT || o->kind == OP_REDRIVE) {
+		o->attempts = (uint32_t)sqlite3_changes(a->wdb); /* 1: stored/changed, 0: not */
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static void loop_add_new(fl_async *a, void *arg);
+static void loop_add_cb(fl_async *a, void *arg);
+
+/* What happens once a batch is durable: answers and work for the loop thread. */
+static void after_commit(fl_async *a, struct async_op *o, int ok)
+{
+	struct async_ent *e;
+
+	if (o->kind == OP_INSERT) {
+		if (o->cb)
+			o->cb(o->ctx, ok ? 0 : -EIO, ok ? o->id : NULL);
+		if (!ok || o->attempts == 0)
+			return;
+	} else if (o->kind == OP_REDRIVE) {
+		pthread_mutex_lock(o->dmu);
+		*o->dresult = ok ? (o->attempts ? 0 : -EINVAL) : -EIO;
+		*o->dflag = 1;
+		pthread_cond_signal(o->dcond);
+		pthread_mutex_unlock(o->dmu);
+		if (!ok || o->attempts == 0)
+			return;
+	} else if (!(o->kind == OP_FINAL && o->callback && ok)) {
+		return;
+	}
+	e = fl_xcalloc(1, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", o->id);
+	e->created_ms = o->t_ms;
+	e->due_ms = o->t_ms;
+	/* The loop thread owns the name lookup; the name rides in a copy. */
+	e->q = (struct async_fnq *)fl_xstrdup(o->fn ? o->fn : "");
+	if (o->kind == OP_FINAL) {
+		e->is_cb = 1;
+		fl_async__post(a, loop_add_cb, e);
+	} else {
+		fl_async__post(a, loop_add_new, e);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	fl_async *a = arg;
+	struct wstmts st;
+	struct async_op *batch, *o, *next;
+	int ok;
+
+	memset(&st, 0, sizeof(st));
+	sqlite3_prepare_v2(a->wdb,
+			   "INSERT OR IGNORE INTO requests(id, fn, source, method, target, headers,"
+			   " body, callback, status, created_ms, next_ms)"
+			   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'queued',?9,?9)",
+			   -1, &st.ins, NULL);
+	sqlite3_prepare_v2(a->wdb,
+			   "UPDATE requests SET status='running', attempts=?1, started_ms=?2,"
+			   " next_ms=NULL WHERE id=?3",
+			   -1, &st.run, NULL);
+	sqlite3_prepare_v2(a->wdb,
+			   "UPDATE requests SET status=?1, attempts=?2, finished_ms=?3, code=?4,"
+			   " resp_headers=?5, resp_body=?6, truncated=?7, error=?8, next_ms=NULL,"
+			   " cb_state=CASE WHEN callback IS NULL THEN NULL ELSE 'pending' END,"
+			   " cb_attempts=0 WHERE id=?9",
+			   -1, &st.fin, NULL);
+	sqlite3_prepare_v2(a->wdb,
+			   "UPDATE requests SET status='queued', attempts=?1, next_ms=?2, code=?3,"
+			   " error=?4 WHERE id=?5",
+			   -1, &st.retry, NULL);
+	sqlite3_prepare_v2(a->wdb, "UPDATE requests SET cb_state=?1, cb_attempts=?2 WHERE id=?3",
+			   -1, &st.cb, NULL);
+	sqlite3_prepare_v2(a->wdb,
+			   "INSERT OR REPLACE INTO trigger_state(name, last_ms) VALUES(?1,?2)", -1,
+			   &st.state, NULL);
+	sqlite3_prepare_v2(a->wdb,
+			   "UPDATE requests SET status='queued', attempts=0, next_ms=?1,"
+			   " finished_ms=NULL, error=NULL, cb_state=NULL, cb_attempts=0"
+			   " WHERE id=?2 AND status IN ('dead','failed')",
+			   -1, &st.redrive, NULL);
+	for (;;) {
+		pthread_mutex_lock(&a->wmu);
+		while (a->ops == NULL && !a->wstop)
+			pthread_cond_wait(&a->wcond, &a->wmu);
+		batch = a->ops;
+		a->ops = NULL;
+		a->ops_tail = &a->ops;
+		pthread_mutex_unlock(&a->wmu);
+		if (batch == NULL)
+			break;
+		/* Everything that arrived while the last commit ran shares this one:
+		 * one fsync for the whole batch (group commit). */
+		ok = sqlite3_exec(a->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		for (o = batch; ok && o; o = o->next)
+			exec_op(a, &st, o);
+		if (ok && sqlite3_exec(a->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			fl_error("async", "commit failed: %s", sqlite3_errmsg(a->wdb));
+			sqlite3_exec(a->wdb, "ROLLBACK", NULL, NULL, NULL);
+			ok = 0;
+		}
+		for (o = batch; o; o = next) {
+			next = o->next;
+			after_commit(a, o, ok && o->code != -EIO);
+			op_free(o);
+		}
+	}
+	sqlite3_finalize(st.ins);
+	sqlite3_finalize(st.run);
+	sqlite3_finalize(st.fin);
+	sqlite3_finalize(st.retry);
+	sqlite3_finalize(st.cb);
+	sqlite3_finalize(st.redrive);
+	sqlite3_finalize(st.state);
+	return NULL;
+}
+
+/* ---- the loop thread: scheduling ---- */
+
+static struct async_fnq *fnq_get(fl_async *a, const char *name)
+{
+	struct async_fnq *q;
+
+	for (q = a->fns; q; q = q->next)
+		if (strcmp(q->name, name) == 0)
+			return q;
+	q = fl_xcalloc(1, sizeof(*q));
+	q->name = fl_xstrdup(name);
+	q->conf = default_conf;
+	pthread_mutex_lock(&a->fmu);
+	q->next = a->fns;
+	a->fns = q;
+	pthread_mutex_unlock(&a->fmu);
+	return q;
+}
+
+static void heap_swap(fl_async *a, size_t i, size_t j)
+{
+	struct async_ent *t = a->heap[i];
+	a->heap[i] = a->heap[j];
+	a->heap[j] = t;
+}
+
+static void heap_push(fl_async *a, struct async_ent *e)
+{
+	size_t i;
+
+	if (a->nheap == a->capheap) {
+		a->capheap = a->capheap ? a->capheap * 2 : 64;
+		a->heap = realloc(a->heap, a->capheap * sizeof(*a->heap));
+		if (a->heap == NULL)
+			abort();
+	}
+	i = a->nheap++;
+	a->heap[i] = e;
+	while (i > 0 && a->heap[(i - 1) / 2]->due_ms > a->heap[i]->due_ms) {
+		heap_swap(a, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static struct async_ent *heap_pop(fl_async *a)
+{
+	struct async_ent *top = a->heap[0];
+	size_t i = 0;
+
+	a->heap[0] = a->heap[--a->nheap];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < a->nheap && a->heap[l]->due_ms < a->heap[m]->due_ms)
+			m = l;
+		if (r < a->nheap && a->heap[r]->due_ms < a->heap[m]->due_ms)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(a, i, m);
+		i = m;
+	}
+	return top;
+}
+
+static void fifo_push(struct async_ent *e)
+{
+	struct async_fnq *q = e->q;
+
+	e->next = NULL;
+	if (q->tail)
+		q->tail->next = e;
+	else
+		q->head = e;
+	q->tail = e;
+}
+
+static void on_due(uv_timer_t *t);
+static void pump(fl_async *a);
+
+static void arm_due(fl_async *a)
+{
+	uint64_t now = fl_wall_ms();
+
+	if (a->nheap == 0) {
+		uv_timer_stop(&a->due_timer);
+		return;
+	}
+	uv_timer_start(&a->due_timer, on_due,
+		       a->heap[0]->due_ms > now ? a->heap[0]->due_ms - now : 0, 0);
+}
+
+static void start_callback(fl_async *a, struct async_ent *e);
+
+/* Places an entry: due now → its function's FIFO (callbacks start), else the heap. */
+static void schedule(fl_async *a, struct async_ent *e)
+{
+	if (e->due_ms > fl_wall_ms()) {
+		heap_push(a, e);
+		if (a->heap[0] == e)
+			arm_due(a);
+	} else if (e->is_cb) {
+		heap_push(a, e);
+		arm_due(a);
+	} else {
+		fifo_push(e);
+	}
+}
+
+static void on_due(uv_timer_t *t)
+{
+	fl_async *a = t->data;
+	uint64_t now = fl_wall_ms();
+
+	while (a->nheap && a->heap[0]->due_ms <= now) {
+		struct async_ent *e = heap_pop(a);
+		if (!e->is_cb) {
+			fifo_push(e);
+		} else if (a->cb_inflight < CB_MAX_INFLIGHT && a->resumed && !a->stopping) {
+			start_callback(a, e);
+		} else {
+			e->due_ms = now + 100;
+			heap_push(a, e);
+			break;
+		}
+	}
+	arm_due(a);
+	pump(a);
+}
+
+/* From the writer: a stored request (or a re-driven one). e->q holds the name. */
+static void loop_add_new(fl_async *a, void *arg)
+{
+	struct async_ent *e = arg;
+	char *name = (char *)e->q;
+
+	e->q = fnq_get(a, name);
+	free(name);
+	atomic_fetch_add(&e->q->waiting, 1);
+	e->due_ms = 0;
+	schedule(a, e);
+	pump(a);
+}
+
+static void loop_add_cb(fl_async *a, void *arg)
+{
+	struct async_ent *e = arg;
+	char *name = (char *)e->q;
+
+	e->q = fnq_get(a, name);
+	free(name);
+	e->due_ms = 0;
+	schedule(a, e);
+}
+
+/* ---- workers: libcurl multi on the loop ---- */
+
+static void check_done(fl_async *a);
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	struct csock *cs = p->data;
+	int flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(cs->a->multi, cs->fd, flags, &running);
+	check_done(cs->a);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	fl_async *a = userp;
+	struct csock *cs = socketp;
+	int ev = 0;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (cs) {
+			uv_poll_stop(&cs->poll);
+			uv_close((uv_handle_t *)&cs->poll, free_handle);
+			curl_multi_assign(a->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (cs == NULL) {
+		cs = fl_xcalloc(1, sizeof(*cs));
+		cs->fd = s;
+		cs->a = a;
+		if (uv_poll_init_socket(&a->loop, &cs->poll, s) < 0) {
+			free(cs);
+			return -1;
+		}
+		cs->poll.data = cs;
+		curl_multi_assign(a->multi, s, cs);
+	}
+	if (what & CURL_POLL_IN)
+		ev |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		ev |= UV_WRITABLE;
+	uv_poll_start(&cs->poll, ev, on_poll);
+	return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+	fl_async *a = t->data;
+	int running;
+
+	curl_multi_socket_action(a->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(a);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	fl_async *a = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		uv_timer_stop(&a->curl_timer);
+	else
+		uv_timer_start(&a->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n, room = RESULT_MAX - x->rb.len;
+
+	if (len > room) {
+		x->truncated = 1;
+		len = room;
+	}
+	if (len)
+		fl_buf_append(&x->rb, p, len);
+	return size * n;
+}
+
+static int dropped_response_header(const char *p, size_t n)
+{
+	static const char *const drop[] = {"connection", "keep-alive", "transfer-encoding",
+					   "content-length", NULL};
+	const char *colon = memchr(p, ':', n);
+
+	if (colon == NULL)
+		return 1;
+	for (int i = 0; drop[i]; i++)
+		if (fl_strncaseeq(p, (size_t)(colon - p), drop[i]))
+			return 1;
+	return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
+		fl_buf_reset(&x->rh); /* a new response (after 100 Continue) */
+	else if (!dropped_response_header(p, len) && x->rh.len + len < 64 * 1024)
+		fl_buf_append(&x->rh, p, len);
+	return len;
+}
+
+/* Request headers not passed on: framing, and what flint sets itself. */
+static int dropped_request_header(const char *p, size_t n)
+{
+	static const char *const drop[] = {
+	    "host",	      "content-length",	    "transfer-encoding", "connection", "expect",
+	    "x-callback-url", "x-flint-request-id", "x-flint-attempt",	 NULL};
+	const char *colon = memchr(p, ':', n);
+
+	if (colon == NULL)
+		return 1;
+	for (int i = 0; drop[i]; i++)
+		if (fl_strncaseeq(p, (size_t)(colon - p), drop[i]))
+			return 1;
+	return 0;
+}
+
+static struct xfer *xfer_new(fl_async *a, struct async_ent *e, const char *url, uint64_t timeout_ms)
+{
+	struct xfer *x = fl_xcalloc(1, sizeof(*x));
+
+	x->a = a;
+	x->e = e;
+	x->h = curl_easy_init();
+	if (x->h == NULL)
+		abort();
+	curl_easy_setopt(x->h, CURLOPT_URL, url);
+	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	x->next = a->xfers;
+	if (a->xfers)
+		a->xfers->prev = x;
+	a->xfers = x;
+	return x;
+}
+
+static void xfer_free(struct xfer *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		x->a->xfers = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	curl_slist_free_all(x->hdrs);
+	fl_buf_free(&x->rh);
+	fl_buf_free(&x->rb);
+	free(x->body);
+	free(x->callback);
+	free(x);
+}
+
+static void final_op(fl_async *a, struct async_ent *e, const char *status, int code, struct xfer *x,
+		     const char *error, const char *callback)
+{
+	struct async_op *o = fl_xcalloc(1, sizeof(*o));
+	struct async_fnq *q = e->q;
+
+	o->kind = OP_FINAL;
+	snprintf(o->id, sizeof(o->id), "%s", e->id);
+	o->fn = fl_xstrdup(q->name);
+	o->status = status;
+	o->attempts = e->attempts;
+	o->t_ms = fl_wall_ms();
+	o->code = code;
+	if (x) {
+		o->rhl = x->rh.len;
+		o->rh = fl_buf_steal(&x->rh);
+		o->rbl = x->rb.len;
+		o->rb = fl_buf_steal(&x->rb);
+		o->truncated = x->truncated;
+	}
+	o->error = error ? fl_xstrdup(error) : NULL;
+	o->callback = callback ? fl_xstrdup(callback) : NULL;
+	if (strcmp(status, "succeeded") == 0)
+		atomic_fetch_add(&q->succeeded, 1);
+	else if (strcmp(status, "failed") == 0)
+		atomic_fetch_add(&q->failed, 1);
+	else
+		atomic_fetch_add(&q->dead, 1);
+	atomic_fetch_sub(&q->waiting, 1);
+	push_op(a, o);
+	free(e);
+}
+
+static uint64_t backoff_ms(uint64_t lo, uint64_t hi, uint32_t attempt)
+{
+	uint64_t d = lo ? lo : 1;
+	unsigned char r[4];
+	uint32_t rnd;
+
+	for (uint32_t i = 1; i < attempt && d < hi; i++)
+		d *= 2;
+	if (d > hi)
+		d = hi;
+	/* Equal jitter: half fixed, half random, so retries spread but still back off. */
+	fl_random_bytes(r, sizeof(r));
+	memcpy(&rnd, r, sizeof(rnd));
+	return d / 2 + (d / 2 ? rnd % (d / 2 + 1) : 0);
+}
+
+static void attempt_done(fl_async *a, struct xfer *x, CURLcode res)
+{
+	struct async_ent *e = x->e;
+	struct async_fnq *q = e->q;
+	long code = 0;
+	char error[256];
+	uint64_t now = fl_wall_ms(), delay;
+	struct async_op *o;
+
+	q->running--;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+	if (res == CURLE_OK && code < 400) {
+		final_op(a, e, "succeeded", (int)code, x, NULL, x->callback);
+		return;
+	}
+	if (res == CURLE_OK && code < 500 && code != 408 && code != 429) {
+		final_op(a, e, "failed", (int)code, x, NULL, x->callback);
+		return;
+	}
+	if (res != CURLE_OK)
+		snprintf(error, sizeof(error), "attempt %u: %s", e->attempts,
+			 res == CURLE_OPERATION_TIMEDOUT ? "timed out" : curl_easy_strerror(res));
+	else
+		snprintf(error, sizeof(error), "attempt %u: the function answered %ld", e->attempts,
+			 code);
+	if (e->attempts > q->conf.retries) {
+		char why[320];
+		snprintf(why, sizeof(why), "gave up after %u attempts; last %s", e->attempts,
+			 error);
+		final_op(a, e, "dead", (int)code, x, why, x->callback);
+		return;
+	}
+	delay = backoff_ms(q->conf.backoff_min_ms, q->conf.backoff_max_ms, e->attempts);
+	if (now + delay > e->created_ms + q->conf.max_age_ms) {
+		char why[320];
+		snprintf(why, sizeof(why), "past async.max_age before the next attempt; last %s",
+			 error);
+		final_op(a, e, "dead", (int)code, x, why, x->callback);
+		return;
+	}
+	atomic_fetch_add(&q->retried, 1);
+	o = fl_xcalloc(1, sizeof(*o));
+	o->kind = OP_RETRY;
+	snprintf(o->id, sizeof(o->id), "%s", e->id);
+	o->attempts = e->attempts;
+	o->t_ms = now + delay;
+	o->code = (int)code;
+	o->error = fl_xstrdup(error);
+	push_op(a, o);
+	e->due_ms = now + delay;
+	schedule(a, e);
+}
+
+static void callback_done(fl_async *a, struct xfer *x, CURLcode res)
+{
+	struct async_ent *e = x->e;
+	struct async_op *o = fl_xcalloc(1, sizeof(*o));
+	long code = 0;
+
+	a->cb_inflight--;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+	e->attempts++;
+	o->kind = OP_CB;
+	snprintf(o->id, sizeof(o->id), "%s", e->id);
+	o->attempts = e->attempts;
+	if (res == CURLE_OK && code >= 200 && code < 300) {
+		o->status = "done";
+	} else if (e->attempts >= CB_MAX_ATTEMPTS) {
+		o->status = "failed";
+		fl_warn("async", "callback of request %s failed %u times; giving up", e->id,
+			e->attempts);
+	} else {
+		o->status = "pending";
+		e->due_ms = fl_wall_ms() + backoff_ms(1000, 300000, e->attempts);
+		schedule(a, e);
+		e = NULL;
+	}
+	push_op(a, o);
+	free(e);
+}
+
+static void check_done(fl_async *a)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(a->multi, &left))) {
+		struct xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(a->multi, x->h);
+		a->inflight--;
+		if (x->e->is_cb)
+			callback_done(a, x, m->data.result);
+		else
+			attempt_done(a, x, m->data.result);
+		curl_easy_cleanup(x->h);
+		xfer_free(x);
+	}
+	pump(a);
+}
+
+static void start_attempt(fl_async *a, struct async_ent *e)
+{
+	struct async_fnq *q = e->q;
+	sqlite3_stmt *s = NULL;
+	const char *method, *target, *hp;
+	char url[2048], line[128];
+	struct async_op *o;
+	struct xfer *x;
+	size_t hl, blen;
+	int has_body;
+
+	sqlite3_prepare_v2(
+	    a->rdb,
+	    "SELECT method, target, headers, body, callback, created_ms FROM requests"
+	    " WHERE id=?1",
+	    -1, &s, NULL);
+	bind_text(s, 1, e->id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		fl_warn("async", "request %s vanished from the queue", e->id);
+		atomic_fetch_sub(&q->waiting, 1);
+		sqlite3_finalize(s);
+		free(e);
+		return;
+	}
+	e->created_ms = (uint64_t)sqlite3_column_int64(s, 5);
+	if (fl_wall_ms() > e->created_ms + q->conf.max_age_ms) {
+		const char *cb = (const char *)sqlite3_column_text(s, 4);
+		atomic_fetch_add(&q->expired, 1);
+		final_op(a, e, "dead", 0, NULL, "past async.max_age before an attempt could start",
+			 cb);
+		sqlite3_finalize(s);
+		return;
+	}
+	method = (const char *)sqlite3_column_text(s, 0);
+	target = (const char *)sqlite3_column_text(s, 1);
+	snprintf(url, sizeof(url), "%s/function/%s%s", a->gw_base, q->name,
+		 target[0] == '/' || target[0] == '?' || !target[0] ? target : "/");
+	e->attempts++;
+	x = xfer_new(a, e, url, q->conf.timeout_ms);
+	if (sqlite3_column_type(s, 4) != SQLITE_NULL)
+		x->callback = fl_xstrdup((const char *)sqlite3_column_text(s, 4));
+	hp = sqlite3_column_blob(s, 2);
+	hl = (size_t)sqlite3_column_bytes(s, 2);
+	while (hp && hl) {
+		const char *eol = memchr(hp, '\n', hl);
+		size_t n = eol ? (size_t)(eol - hp) + 1 : hl, t = n;
+		while (t && (hp[t - 1] == '\n' || hp[t - 1] == '\r'))
+			t--;
+		if (t && !dropped_request_header(hp, t)) {
+			char *h = fl_xstrndup(hp, t);
+			x->hdrs = curl_slist_append(x->hdrs, h);
+			free(h);
+		}
+		hp += n;
+		hl -= n;
+	}
+	snprintf(line, sizeof(line), "X-Flint-Request-Id: %s", e->id);
+	x->hdrs = curl_slist_append(x->hdrs, line);
+	snprintf(line, sizeof(line), "X-Flint-Attempt: %u", e->attempts);
+	x->hdrs = curl_slist_append(x->hdrs, line);
+	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+	blen = (size_t)sqlite3_column_bytes(s, 3);
+	has_body = blen > 0 || !(strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+				 strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0);
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(x->h, CURLOPT_NOBODY, 1L);
+	} else if (has_body) {
+		x->body = fl_xmalloc(blen + 1);
+		memcpy(x->body, blen ? sqlite3_column_blob(s, 3) : "", blen);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+	sqlite3_finalize(s);
+
+	o = fl_xcalloc(1, sizeof(*o));
+	o->kind = OP_RUNNING;
+	snprintf(o->id, sizeof(o->id), "%s", e->id);
+	o->attempts = e->attempts;
+	o->t_ms = fl_wall_ms();
+	push_op(a, o);
+	atomic_fetch_add(&q->attempts, 1);
+	q->running++;
+	a->inflight++;
+	curl_multi_add_handle(a->multi, x->h);
+}
+
+static void start_callback(fl_async *a, struct async_ent *e)
+{
+	sqlite3_stmt *s = NULL;
+	struct xfer *x;
+	char line[256];
+	const char *rh;
+	size_t rhl, blen;
+
+	sqlite3_prepare_v2(a->rdb,
+			   "SELECT callback, status, code, resp_headers, resp_body FROM requests"
+			   " WHERE id=?1 AND cb_state='pending'",
+			   -1, &s, NULL);
+	bind_text(s, 1, e->id);
+	if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
+		sqlite3_finalize(s);
+		free(e);
+		return;
+	}
+	x = xfer_new(a, e, (const char *)sqlite3_column_text(s, 0), CB_TIMEOUT_MS);
+	snprintf(line, sizeof(line), "X-Flint-Request-Id: %s", e->id);
+	x->hdrs = curl_slist_append(x->hdrs, line);
+	snprintf(line, sizeof(line), "X-Flint-Status: %s", (const char *)sqlite3_column_text(s, 1));
+	x->hdrs = curl_slist_append(x->hdrs, line);
+	snprintf(line, sizeof(line), "X-Flint-Status-Code: %d", sqlite3_column_int(s, 2));
+	x->hdrs = curl_slist_append(x->hdrs, line);
+	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+	/* The function's content type goes along with its body. */
+	rh = sqlite3_column_blob(s, 3);
+	rhl = (size_t)sqlite3_column_bytes(s, 3);
+	while (rh && rhl) {
+		const char *eol = memchr(rh, '\n', rhl);
+		size_t n = eol ? (size_t)(eol - rh) + 1 : rhl, t = n;
+		while (t && (rh[t - 1] == '\n' || rh[t - 1] == '\r'))
+			t--;
+		if (t > 13 && fl_strncaseeq(rh, 13, "content-type:")) {
+			char *h = fl_xstrndup(rh, t);
+			x->hdrs = curl_slist_append(x->hdrs, h);
+			free(h);
+		}
+		rh += n;
+		rhl -= n;
+	}
+	blen = (size_t)sqlite3_column_bytes(s, 4);
+	x->body = fl_xmalloc(blen + 1);
+	memcpy(x->body, blen ? sqlite3_column_blob(s, 4) : "", blen);
+	curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+	curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);
+	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+	sqlite3_finalize(s);
+	a->cb_inflight++;
+	a->inflight++;
+	curl_multi_add_handle(a->multi, x->h);
+}
+
+static void pump(fl_async *a)
+{
+	struct async_fnq *q;
+
+	if (!a->resumed || a->stopping)
+		return;
+	for (q = a->fns; q; q = q->next) {
+		while (q->known && q->head && q->running < q->conf.concurrency) {
+			struct async_ent *e = q->head;
+			q->head = e->next;
+			if (q->head == NULL)
+				q->tail = NULL;
+			start_attempt(a, e);
+		}
+	}
+}
+
+/* ---- the loop thread's inbox and life cycle ---- */
+
+static void on_wake(uv_async_t *w)
+{
+	fl_async *a = w->data;
+	struct async_msg *m, *next;
+
+	pthread_mutex_lock(&a->imu);
+	m = a->inbox;
+	a->inbox = NULL;
+	a->inbox_tail = &a->inbox;
+	pthread_mutex_unlock(&a->imu);
+	for (; m; m = next) {
+		next = m->next;
+		m->fn(a, m->arg);
+		free(m);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	fl_async *a = arg;
+
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/* Loads what is unfinished: queued requests and callbacks still to deliver. */
+static int load_pending(fl_async *a, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int n = 0, r;
+
+	r = sqlite3_exec(a->wdb, "UPDATE requests SET status='queued' WHERE status='running'", NULL,
+			 NULL, NULL);
+	if (r != SQLITE_OK)
+		goto fail;
+	if (sqlite3_changes(a->wdb) > 0)
+		fl_warn(
+		    "async",
+		    "%d requests were running when flint stopped; they run again (at least once)",
+		    sqlite3_changes(a->wdb));
+	if (sqlite3_prepare_v2(a->rdb,
+			       "SELECT id, fn, created_ms, next_ms, attempts, 0 FROM requests"
+			       " WHERE status='queued' UNION ALL"
+			       " SELECT id, fn, created_ms, 0, cb_attempts, 1 FROM requests"
+			       " WHERE cb_state='pending'",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		struct async_ent *e = fl_xcalloc(1, sizeof(*e));
+		snprintf(e->id, sizeof(e->id), "%s", (const char *)sqlite3_column_text(s, 0));
+		e->q = fnq_get(a, (const char *)sqlite3_column_text(s, 1));
+		e->created_ms = (uint64_t)sqlite3_column_int64(s, 2);
+		e->due_ms = (uint64_t)sqlite3_column_int64(s, 3);
+		e->attempts = (uint32_t)sqlite3_column_int(s, 4);
+		e->is_cb = sqlite3_column_int(s, 5);
+		if (e->is_cb) {
+			heap_push(a, e);
+		} else {
+			atomic_fetch_add(&e->q->waiting, 1);
+			if (e->due_ms > fl_wall_ms())
+				heap_push(a, e);
+			else
+				fifo_push(e);
+			n++;
+		}
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_DONE)
+		goto fail;
+	if (n)
+		fl_info("async", "%d queued requests loaded", n);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot read the async queue: %s", sqlite3_errmsg(a->wdb));
+	return -EIO;
+}
+
+int fl_async_start(const char *data_dir, const char *gateway_addr, fl_async **out, char *err,
+		   size_t errlen)
+{
+	fl_async *a = fl_xcalloc(1, sizeof(*a));
+	char path[4096];
+	char *msg = NULL;
+
+	a->data_dir = fl_xstrdup(data_dir);
+	snprintf(a->gw_base, sizeof(a->gw_base), "http://%s", gateway_addr);
+	pthread_mutex_init(&a->wmu, NULL);
+	pthread_cond_init(&a->wcond, NULL);
+	pthread_mutex_init(&a->imu, NULL);
+	pthread_mutex_init(&a->fmu, NULL);
+	pthread_mutex_init(&a->amu, NULL);
+	pthread_mutex_init(&a->tmu, NULL);
+	a->ops_tail = &a->ops;
+	a->inbox_tail = &a->inbox;
+	snprintf(path, sizeof(path), "%s/async.db", data_dir);
+	if (open_db(path, 0, &a->wdb) < 0 ||
+	    sqlite3_exec(a->wdb, schema, NULL, NULL, &msg) != SQLITE_OK ||
+	    /* FULL: a 202 promises the request survives a power cut, not only a crash. */
+	    sqlite3_exec(a->wdb, "PRAGMA synchronous=FULL", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open the async queue %s: %s", path,
+			 msg ? msg : (a->wdb ? sqlite3_errmsg(a->wdb) : "out of memory"));
+		sqlite3_free(msg);
+		goto fail;
+	}
+	if (open_db(path, 1, &a->rdb) < 0 || open_db(path, 1, &a->adb) < 0) {
+		snprintf(err, errlen, "cannot open the async queue %s for reading", path);
+		goto fail;
+	}
+	if (load_pending(a, err, errlen) < 0)
+		goto fail;
+	if (uv_loop_init(&a->loop) < 0) {
+		snprintf(err, errlen, "cannot create the async queue's event loop");
+		goto fail;
+	}
+	a->loop.data = a;
+	uv_async_init(&a->loop, &a->wake, on_wake);
+	a->wake.data = a;
+	uv_timer_init(&a->loop, &a->due_timer);
+	a->due_timer.data = a;
+	uv_timer_init(&a->loop, &a->curl_timer);
+	a->curl_timer.data = a;
+	uv_timer_init(&a->loop, &a->stop_timer);
+	a->stop_timer.data = a;
+	a->multi = curl_multi_init();
+	curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
+	curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
+	if (pthread_create(&a->wthr, NULL, writer_main, a) != 0) {
+		snprintf(err, errlen, "cannot start the async queue's writer thread");
+		goto fail;
+	}
+	if (pthread_create(&a->lthr, NULL, loop_main, a) != 0) {
+		snprintf(err, errlen, "cannot start the async queue's thread");
+		pthread_mutex_lock(&a->wmu);
+		a->wstop = 1;
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wmu);
+		pthread_join(a->wthr, NULL);
+		goto fail;
+	}
+	*out = a;
+	return 0;
+fail:
+	sqlite3_close(a->adb);
+	sqlite3_close(a->rdb);
+	sqlite3_close(a->wdb);
+	free(a->data_dir);
+	free(a);
+	return -EIO;
+}
+
+static void do_resume(fl_async *a, void *arg)
+{
+	(void)arg;
+	a->resumed = 1;
+	arm_due(a);
+	pump(a);
+}
+
+void fl_async_resume(fl_async *a)
+{
+	if (a)
+		fl_async__post(a, do_resume, NULL);
+}
+
+/* ---- trigger state ---- */
+
+void fl_async__save_state(fl_async *a, const char *name, int64_t ms)
+{
+	struct async_op *o = fl_xcalloc(1, sizeof(*o));
+
+	o->kind = OP_STATE;
+	o->fn = fl_xstrdup(name);
+	o->t_ms = (uint64_t)ms;
+	push_op(a, o);
+}
+
+int64_t fl_async__load_state(fl_async *a, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(a->rdb, "SELECT last_ms FROM trigger_state WHERE name=?1", -1, &s,
+			       NULL) != SQLITE_OK)
+		return -1;
+	bind_text(s, 1, name);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static void do_drain(fl_async *a, void *arg)
+{
+	(void)arg;
+	a->resumed = 0;
+}
+
+void fl_async_drain(fl_async *a)
+{
+	if (a)
+		fl_async__post(a, do_drain, NULL);
+}
+
+/* ---- enqueue ---- */
+
+int fl_async_enqueue(fl_async *a, const struct fl_async_item *it, fl_async_enqueued_cb cb,
+		     void *ctx)
+{
+	struct async_op *o;
+
+	if (atomic_load(&a->stopping_flag))
+		return -ESHUTDOWN;
+	o = fl_xcalloc(1, sizeof(*o));
+	o->kind = OP_INSERT;
+	if (it->request_id && *it->request_id)
+		snprintf(o->id, sizeof(o->id), "%s", it->request_id);
+	else
+		fl_random_hex(o->id, 8);
+	o->fn = fl_xstrdup(it->fn);
+	o->method = fl_xstrdup(it->method ? it->method : "POST");
+	o->target = fl_xstrdup(it->target ? it->target : "/");
+	o->headers = it->headers ? fl_xstrndup(it->headers, it->headers_len) : NULL;
+	o->headers_len = it->headers ? it->headers_len : 0;
+	o->body = fl_xmalloc(it->body_len + 1);
+	if (it->body_len)
+		memcpy(o->body, it->body, it->body_len);
+	o->body_len = it->body_len;
+	o->callback = it->callback_url ? fl_xstrdup(it->callback_url) : NULL;
+	o->source = fl_xstrdup(it->source ? it->source : "http");
+	o->cb = cb;
+	o->ctx = ctx;
+	o->t_ms = fl_wall_ms();
+	push_op(a, o);
+	return 0;
+}
+
+/* ---- settings ---- */
+
+struct conf_msg {
+	char *fn;
+	int has;
+	struct fl_async_conf conf;
+	json_t *triggers;
+	int set_triggers;
+};
+
+static void do_conf(fl_async *a, void *arg)
+{
+	struct conf_msg *m = arg;
+	struct async_fnq *q = fnq_get(a, m->fn);
+
+	q->known = m->has;
+	if (m->has)
+		q->conf = m->conf;
+	if (m->set_triggers || !m->has)
+		fl_trig__apply(a, m->fn, m->has ? m->triggers : NULL);
+	else
+		json_decref(m->triggers);
+	free(m->fn);
+	free(m);
+	pump(a);
+}
+
+void fl_async_set_function(fl_async *a, const char *fn, const struct fl_async_conf *conf)
+{
+	struct conf_msg *m;
+
+	if (a == NULL)
+		return;
+	m = fl_xcalloc(1, sizeof(*m));
+	m->fn = fl_xstrdup(fn);
+	if (conf) {
+		m->has = 1;
+		m->conf = *conf;
+		if (m->conf.concurrency == 0)
+			m->conf.concurrency = 1;
+	}
+	fl_async__post(a, do_conf, m);
+}
+
+void fl_async_apply_spec(fl_async *a, const struct fl_spec *s)
+{
+	struct conf_msg *m;
+
+	if (a == NULL)
+		return;
+	m = fl_xcalloc(1, sizeof(*m));
+	m->fn = fl_xstrdup(s->name);
+	m->has = 1;
+	m->conf.retries = s->async_retries;
+	m->conf.backoff_min_ms = s->async_backoff_min_ms;
+	m->conf.backoff_max_ms = s->async_backoff_max_ms;
+	m->conf.max_age_ms = s->async_max_age_ms;
+	m->conf.timeout_ms = s->async_timeout_ms ? s->async_timeout_ms : s->timeout_ms;
+	m->conf.concurrency = s->async_concurrency ? s->async_concurrency : 1;
+	m->triggers = s->triggers ? json_deep_copy(s->triggers) : NULL;
+	m->set_triggers = 1;
+	fl_async__post(a, do_conf, m);
+}
+
+/* ---- reading requests ---- */
+
+static const char row_cols[] =
+    "SELECT id, fn, source, method, target, status, attempts, created_ms, next_ms,"
+    " started_ms, finished_ms, code, resp_headers, length(resp_body), truncated, error,"
+    " callback, cb_state, cb_attempts FROM requests";
+
+static json_t *headers_json(const char *p, size_t n)
+{
+	json_t *h = json_object();
+
+	while (p && n) {
+		const char *eol = memchr(p, '\n', n), *colon;
+		size_t l = eol ? (size_t)(eol - p) + 1 : n, t = l;
+		while (t && (p[t - 1] == '\n' || p[t - 1] == '\r'))
+			t--;
+		colon = memchr(p, ':', t);
+		if (colon) {
+			char *k = fl_xstrndup(p, (size_t)(colon - p));
+			const char *v = colon + 1;
+			while (v < p + t && (*v == ' ' || *v == '\t'))
+				v++;
+			for (char *c = k; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+			json_object_set_new(h, k, json_stringn(v, (size_t)(p + t - v)));
+			free(k);
+		}
+		p += l;
+		n -= l;
+	}
+	return h;
+}
+
+static void set_opt_int(json_t *j, const char *k, sqlite3_stmt *s, int col)
+{
+	if (sqlite3_column_type(s, col) != SQLITE_NULL)
+		json_object_set_new(j, k, json_integer(sqlite3_column_int64(s, col)));
+}
+
+static void set_opt_text(json_t *j, const char *k, sqlite3_stmt *s, int col)
+{
+	if (sqlite3_column_type(s, col) != SQLITE_NULL)
+		json_object_set_new(j, k, json_string((const char *)sqlite3_column_text(s, col)));
+}
+
+static json_t *row_json(sqlite3_stmt *s)
+{
+	json_t *j = json_object();
+	const char *status = (const char *)sqlite3_column_text(s, 5);
+
+	set_opt_text(j, "id", s, 0);
+	set_opt_text(j, "function", s, 1);
+	set_opt_text(j, "source", s, 2);
+	set_opt_text(j, "method", s, 3);
+	set_opt_text(j, "path", s, 4);
+	set_opt_text(j, "status", s, 5);
+	set_opt_int(j, "attempts", s, 6);
+	set_opt_int(j, "created_ms", s, 7);
+	if (status && strcmp(status, "queued") == 0)
+		set_opt_int(j, "next_attempt_ms", s, 8);
+	set_opt_int(j, "started_ms", s, 9);
+	set_opt_int(j, "finished_ms", s, 10);
+	set_opt_int(j, "code", s, 11);
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
+		json_object_set_new(
+		    j, "headers",
+		    headers_json(sqlite3_column_blob(s, 12), (size_t)sqlite3_column_bytes(s, 12)));
+	set_opt_int(j, "result_size", s, 13);
+	if (sqlite3_column_int(s, 14))
+		json_object_set_new(j, "truncated", json_true());
+	set_opt_text(j, "error", s, 15);
+	set_opt_text(j, "callback", s, 16);
+	set_opt_text(j, "callback_state", s, 17);
+	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
+		set_opt_int(j, "callback_attempts", s, 18);
+	return j;
+}
+
+static int get_row(sqlite3 *db, const char *id, json_t **out)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[512];
+	int r;
+
+	snprintf(sql, sizeof(sql), "%s WHERE id=?1", row_cols);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	bind_text(s, 1, id);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		*out = row_json(s);
+	sqlite3_finalize(s);
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int fl_async_get(fl_async *a, const char *id, json_t **out)
+{
+	int r;
+
+	pthread_mutex_lock(&a->amu);
+	r = get_row(a->adb, id, out);
+	pthread_mutex_unlock(&a->amu);
+	return r;
+}
+
+int fl_async_list(fl_async *a, const char *fn, const char *status, unsigned limit, json_t **out)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[768];
+	json_t *arr;
+	int r;
+
+	snprintf(sql, sizeof(sql),
+		 "%s WHERE (?1 IS NULL OR fn=?1) AND (?2 IS NULL OR status=?2)"
+		 " ORDER BY created_ms DESC, rowid DESC LIMIT ?3",
+		 row_cols);
+	pthread_mutex_lock(&a->amu);
+	if (sqlite3_prepare_v2(a->adb, sql, -1, &s, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&a->amu);
+		return -EIO;
+	}
+	bind_text(s, 1, fn);
+	bind_text(s, 2, status);
+	sqlite3_bind_int64(s, 3, limit);
+	arr = json_array();
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(arr, row_json(s));
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&a->amu);
+	if (r != SQLITE_DONE) {
+		json_decref(arr);
+		return -EIO;
+	}
+	*out = arr;
+	return 0;
+}
+
+int fl_async_redrive(fl_async *a, const char *id, char *err, size_t errlen)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct async_op *o;
+	json_t *row = NULL;
+	int done = 0, result = 0, r;
+
+	r = fl_async_get(a, id, &row);
+	if (r < 0) {
+		snprintf(err, errlen,
+			 r == -ENOENT ? "no async request %s" : "cannot read request %s", id);
+		return r;
+	}
+	o = fl_xcalloc(1, sizeof(*o));
+	o->kind = OP_REDRIVE;
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	o->fn = fl_xstrdup(json_string_value(json_object_get(row, "function")));
+	o->t_ms = fl_wall_ms();
+	o->dmu = &mu;
+	o->dcond = &cond;
+	o->dflag = &done;
+	o->dresult = &result;
+	push_op(a, o);
+	pthread_mutex_lock(&mu);
+	while (!done)
+		pthread_cond_wait(&cond, &mu);
+	pthread_mutex_unlock(&mu);
+	if (result == -EINVAL)
+		snprintf(err, errlen,
+			 "request %s is %s; only dead or failed requests can be retried", id,
+			 json_string_value(json_object_get(row, "status")));
+	else if (result < 0)
+		snprintf(err, errlen, "cannot store the retry of request %s", id);
+	json_decref(row);
+	return result;
+}
+
+/* ---- the gateway's offload hook ---- */
+
+struct offload_ctx {
+	int thread;
+	void *cookie;
+};
+
+static void enqueued(void *ctx, int ok, const char *id)
+{
+	struct offload_ctx *c = ctx;
+	char body[160], hdrs[160];
+
+	if (ok < 0) {
+		fl_gateway_offload_done(
+		    c->thread, c->cookie, 503, "application/json",
+		    "{\"error\":\"the async queue cannot store the request\",\"status\":503}", 67,
+		    NULL);
+	} else {
+		int n = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}\n", id);
+		snprintf(hdrs, sizeof(hdrs), "Location: /requests/%s\r\n", id);
+		fl_gateway_offload_done(c->thread, c->cookie, 202, "application/json", body,
+					(size_t)n, hdrs);
+	}
+	free(c);
+}
+
+static void answer_error(int thread, void *cookie, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void answer_error(int thread, void *cookie, int status, const char *fmt, ...)
+{
+	char msg[512];
+	json_t *j;
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j = json_pack("{s:s, s:i}", "error", msg, "status", status);
+	s = json_dumps(j, JSON_COMPACT);
+	fl_gateway_offload_done(thread, cookie, status, "application/json", s, strlen(s), NULL);
+	free(s);
+	json_decref(j);
+}
+
+/* A header's value from "Name: value\r\n" lines, copied; NULL if absent. */
+static char *find_header(const char *h, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+
+	while (h && n) {
+		const char *eol = memchr(h, '\n', n);
+		size_t l = eol ? (size_t)(eol - h) + 1 : n, t = l;
+		while (t && (h[t - 1] == '\n' || h[t - 1] == '\r'))
+			t--;
+		if (t > nl && h[nl] == ':' && fl_strncaseeq(h, nl, name)) {
+			const char *v = h + nl + 1;
+			while (v < h + t && (*v == ' ' || *v == '\t'))
+				v++;
+			return fl_xstrndup(v, (size_t)(h + t - v));
+		}
+		h += l;
+		n -= l;
+	}
+	return NULL;
+}
+
+struct query_msg {
+	int thread;
+	void *cookie;
+	char id[ID_MAX];
+	int result;
+};
+
+static void do_query(fl_async *a, void *arg)
+{
+	struct query_msg *m = arg;
+	sqlite3_stmt *s = NULL;
+	json_t *row = NULL;
+	char *text;
+	int r;
+
+	if (!m->result) {
+		r = get_row(a->rdb, m->id, &row);
+		if (r < 0) {
+			answer_error(
+			    m->thread, m->cookie, r == -ENOENT ? 404 : 500,
+			    r == -ENOENT ? "no async request %s" : "cannot read request %s", m->id);
+		} else {
+			text = json_dumps(row, JSON_COMPACT);
+			fl_gateway_offload_done(m->thread, m->cookie, 200, "application/json", text,
+						strlen(text), NULL);
+			free(text);
+			json_decref(row);
+		}
+		free(m);
+		return;
+	}
+	sqlite3_prepare_v2(a->rdb,
+			   "SELECT status, code, resp_headers, resp_body FROM requests WHERE id=?1",
+			   -1, &s, NULL);
+	bind_text(s, 1, m->id);
+	r = sqlite3_step(s);
+	if (r != SQLITE_ROW) {
+		answer_error(m->thread, m->cookie, 404, "no async request %s", m->id);
+	} else if (sqlite3_column_type(s, 3) == SQLITE_NULL) {
+		answer_error(m->thread, m->cookie, 404, "request %s has no result yet (it is %s)",
+			     m->id, (const char *)sqlite3_column_text(s, 0));
+	} else {
+		const char *rh = sqlite3_column_blob(s, 2);
+		char *ct = find_header(rh, (size_t)sqlite3_column_bytes(s, 2), "content-type");
+		char hdrs[256];
+		snprintf(hdrs, sizeof(hdrs), "X-Flint-Status: %s\r\nX-Flint-Status-Code: %d\r\n",
+			 (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1));
+		fl_gateway_offload_done(
+		    m->thread, m->cookie, 200, ct ? ct : "application/octet-stream",
+		    sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3), hdrs);
+		free(ct);
+	}
+	sqlite3_finalize(s);
+	free(m);
+}
+
+static int valid_id(const char *p, size_t n)
+{
+	if (n == 0 || n >= ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z') ||
+		      (p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-' || p[i] == '_' || p[i] == '.'))
+			return 0;
+	return 1;
+}
+
+void fl_async_offload(void *ctx, const struct fl_offload_req *req)
+{
+	fl_async *a = ctx;
+
+	if (req->kind == FL_OFFLOAD_ASYNC) {
+		struct fl_async_item it;
+		struct offload_ctx *c;
+		char *cb = find_header(req->headers, req->headers_len, "x-callback-url");
+
+		if (cb && strncmp(cb, "http://", 7) != 0 && strncmp(cb, "https://", 8) != 0) {
+			answer_error(req->thread, req->cookie, 400,
+				     "X-Callback-Url must be an http:// or https:// URL");
+			free(cb);
+			return;
+		}
+		memset(&it, 0, sizeof(it));
+		it.fn = req->fn;
+		it.method = req->method;
+		it.target = req->target;
+		it.headers = req->headers;
+		it.headers_len = req->headers_len;
+		it.body = req->body;
+		it.body_len = req->body_len;
+		it.request_id = req->request_id;
+		it.callback_url = cb;
+		it.source = "http";
+		c = fl_xmalloc(sizeof(*c));
+		c->thread = req->thread;
+		c->cookie = req->cookie;
+		if (fl_async_enqueue(a, &it, enqueued, c) < 0) {
+			answer_error(req->thread, req->cookie, 503, "flint is stopping");
+			free(c);
+		}
+		free(cb);
+		return;
+	} else {
+		const char *p = req->target + 9; /* after "/requests" */
+		size_t n = strcspn(p, "?");
+		struct query_msg *m;
+
+		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+			answer_error(req->thread, req->cookie, 405,
+				     "only GET reads async requests; the admin API retries them");
+			return;
+		}
+		if (n < 2 || p[0] != '/') {
+			answer_error(req->thread, req->cookie, 404,
+				     "use /requests/ID or /requests/ID/result");
+			return;
+		}
+		p++;
+		n--;
+		m = fl_xcalloc(1, sizeof(*m));
+		m->thread = req->thread;
+		m->cookie = req->cookie;
+		if (n > 7 && memcmp(p + n - 7, "/result", 7) == 0) {
+			m->result = 1;
+			n -= 7;
+		}
+		if (!valid_id(p, n)) {
+			answer_error(req->thread, req->cookie, 404, "no async request %.*s",
+				     (int)(n > 64 ? 64 : n), p);
+			free(m);
+			return;
+		}
+		memcpy(m->id, p, n);
+		fl_async__post(a, do_query, m);
+	}
+}
+
+/* ---- metrics ---- */
+
+void fl_async_metrics(fl_async *a, void *out)
+{
+	fl_buf *o = out;
+	struct async_fnq *q;
+
+	if (a == NULL)
+		return;
+	fl_buf_puts(o, "# HELP flint_async_queue_depth Async requests waiting (queued or "
+		       "backing off), by function.\n# TYPE flint_async_queue_depth gauge\n");
+	pthread_mutex_lock(&a->fmu);
+	for (q = a->fns; q; q = q->next)
+		fl_buf_printf(o, "flint_async_queue_depth{function=\"%s\"} %llu\n", q->name,
+			      (unsigned long long)atomic_load(&q->waiting));
+	fl_buf_puts(o, "# HELP flint_async_attempts_total Attempts started, by function.\n"
+		       "# TYPE flint_async_attempts_total counter\n");
+	for (q = a->fns; q; q = q->next)
+		fl_buf_printf(o, "flint_async_attempts_total{function=\"%s\"} %llu\n", q->name,
+			      (unsigned long long)atomic_load(&q->attempts));
+	fl_buf_puts(o, "# HELP flint_async_retries_total Attempts that failed and were "
+		       "scheduled again.\n# TYPE flint_async_retries_total counter\n");
+	for (q = a->fns; q; q = q->next)
+		fl_buf_printf(o, "flint_async_retries_total{function=\"%s\"} %llu\n", q->name,
+			      (unsigned long long)atomic_load(&q->retried));
+	fl_buf_puts(o, "# HELP flint_async_outcomes_total Requests that reached a final state.\n"
+		       "# TYPE flint_async_outcomes_total counter\n");
+	for (q = a->fns; q; q = q->next) {
+		fl_buf_printf(
+		    o, "flint_async_outcomes_total{function=\"%s\",status=\"succeeded\"} %llu\n",
+		    q->name, (unsigned long long)atomic_load(&q->succeeded));
+		fl_buf_printf(
+		    o, "flint_async_outcomes_total{function=\"%s\",status=\"failed\"} %llu\n",
+		    q->name, (unsigned long long)atomic_load(&q->failed));
+		fl_buf_printf(o,
+			      "flint_async_outcomes_total{function=\"%s\",status=\"dead\"} %llu\n",
+			      q->name, (unsigned long long)atomic_load(&q->dead));
+	}
+	pthread_mutex_unlock(&a->fmu);
+	fl_trig__metrics(a, o);
+}
+
+void fl_async_metrics_hook(void *ctx, void *out)
+{
+	fl_async_metrics(ctx, out);
+}
+
+/* ---- stopping ---- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, h->type == UV_POLL ? free_handle : NULL);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	fl_async *a = t->data;
+	struct xfer *x;
+
+	if (a->inflight && fl_wall_ms() < a->stop_deadline_ms)
+		return;
+	if (a->inflight)
+		fl_warn("async",
+			"%u attempts still under way at shutdown; they run again on the "
+			"next start",
+			a->inflight);
+	/* What is still under way stays "running" in the database: re-queued on start. */
+	while ((x = a->xfers) != NULL) {
+		curl_multi_remove_handle(a->multi, x->h);
+		curl_easy_cleanup(x->h);
+		free(x->e);
+		xfer_free(x);
+	}
+	fl_trig__stop_all(a);
+	pthread_mutex_lock(&a->imu);
+	a->loop_gone = 1;
+	pthread_mutex_unlock(&a->imu);
+	uv_walk(&a->loop, close_walk, NULL);
+}
+
+static void do_stop(fl_async *a, void *arg)
+{
+	a->stopping = 1;
+	a->stop_deadline_ms = fl_wall_ms() + (uint64_t)(uintptr_t)arg;
+	uv_timer_start(&a->stop_timer, on_stop_timer, 0, 20);
+}
+
+void fl_async_stop(fl_async *a, unsigned grace_ms)
+{
+	struct async_fnq *q, *qn;
+
+	if (a == NULL)
+		return;
+	atomic_store(&a->stopping_flag, 1);
+	fl_async__post(a, do_stop, (void *)(uintptr_t)grace_ms);
+	pthread_join(a->lthr, NULL);
+	pthread_mutex_lock(&a->wmu);
+	a->wstop = 1;
+	pthread_cond_signal(&a->wcond);
+	pthread_mutex_unlock(&a->wmu);
+	pthread_join(a->wthr, NULL);
+	curl_multi_cleanup(a->multi);
+	uv_loop_close(&a->loop);
+	sqlite3_close(a->adb);
+	sqlite3_close(a->rdb);
+	sqlite3_close(a->wdb);
+	while (a->nheap)
+		free(heap_pop(a));
+	free(a->heap);
+	for (q = a->fns; q; q = qn) {
+		qn = q->next;
+		while (q->head) {
+			struct async_ent *e = q->head;
+			q->head = e->next;
+			free(e);
+		}
+		free(q->name);
+		free(q);
+	}
+	free(a->data_dir);
+	free(a);
+}

@@ -1,0 +1,94 @@
+/* async_int.h -- what the async queue's files share (async.c, triggers.c and
+ * the trigger consumers); not for use outside src/events. */
+#ifndef FL_ASYNC_INT_H
+#define FL_ASYNC_INT_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "events/async.h"
+
+struct async_ent;
+struct async_op;
+struct async_msg;
+struct fl_trig;
+struct xfer;
+
+/* One function's queue on the loop thread. */
+struct async_fnq {
+	struct async_fnq *next;
+	char *name;
+	struct fl_async_conf conf;
+	int known;		       /* conf came from a spec; unknown functions wait */
+	struct async_ent *head, *tail; /* due now, FIFO */
+	uint32_t running;	       /* attempts in flight */
+	uint64_t waiting;	       /* due + delayed (for /metrics) */
+	atomic_uint_fast64_t attempts, succeeded, failed, dead, retried, expired;
+};
+
+struct fl_async {
+	char *data_dir;
+	char gw_base[128]; /* "http://127.0.0.1:8080" */
+
+	/* Writer thread: the only connection that writes, group commit. */
+	sqlite3 *wdb;
+	pthread_t wthr;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcond;
+	struct async_op *ops, **ops_tail;
+	int wstop;
+
+	/* Loop thread: scheduling, workers (libcurl multi), queries, cron. */
+	sqlite3 *rdb;
+	pthread_t lthr;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t due_timer, curl_timer, stop_timer;
+	CURLM *multi;
+	pthread_mutex_t imu; /* inbox */
+	struct async_msg *inbox, **inbox_tail;
+	int loop_gone;	    /* under imu: nothing more is posted */
+	struct xfer *xfers; /* HTTP exchanges under way */
+	int resumed, stopping;
+	uint64_t stop_deadline_ms;
+	struct async_ent **heap; /* delayed entries, min-heap on due_ms */
+	size_t nheap, capheap;
+	unsigned inflight; /* attempts and callbacks */
+	unsigned cb_inflight;
+
+	/* Function table: changed on the loop thread under fmu, read by /metrics. */
+	pthread_mutex_t fmu;
+	struct async_fnq *fns;
+
+	/* Reads for the admin API. */
+	pthread_mutex_t amu;
+	sqlite3 *adb;
+
+	/* Triggers (triggers.c): list under tmu. */
+	pthread_mutex_t tmu;
+	struct fl_trig *trigs;
+	atomic_int stopping_flag;
+};
+
+/* Runs fn(a, arg) on the loop thread soon (thread-safe). arg is the callee's. */
+void fl_async__post(fl_async *a, void (*fn)(fl_async *a, void *arg), void *arg);
+
+/* Stores a trigger's last fire time (durably, with the next group commit). */
+void fl_async__save_state(fl_async *a, const char *name, int64_t ms);
+/* The stored last fire time, or -1. On the loop thread. */
+int64_t fl_async__load_state(fl_async *a, const char *name);
+
+/* triggers.c, on the loop thread unless said otherwise. */
+/* Replaces fn's triggers by those in arr (a validated spec array, stolen; NULL: none). */
+void fl_trig__apply(fl_async *a, const char *fn, json_t *arr);
+/* Stops every trigger (at shutdown). */
+void fl_trig__stop_all(fl_async *a);
+/* Thread-safe. */
+json_t *fl_trig__list(fl_async *a);
+void fl_trig__metrics(fl_async *a, fl_buf *o);
+
+#endif
