@@ -152,5 +152,8 @@ int fl_cli__logs(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__invoke(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__requests(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__triggers(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__new(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__templates(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__completion(fl_cli__ctx *c, int argc, char **argv);
 
 #endif

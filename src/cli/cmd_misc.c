@@ -29,6 +29,9 @@ static const verb verbs[] = {
     {"requests", fl_cli__requests, "requests [ID] [--dead]", "list async requests or show one"},
     {"requests", fl_cli__requests, "requests retry ID", "queue a dead request again"},
     {"triggers", fl_cli__triggers, "triggers ls", "list the functions' triggers"},
+    {"new", fl_cli__new, "new NAME -l LANG [--dir D]", "create a handler function from a template"},
+    {"templates", fl_cli__templates, "templates", "list the languages flint new knows"},
+    {"completion", fl_cli__completion, "completion bash", "print a bash completion script"},
     {NULL, NULL, NULL, NULL},
 };
 

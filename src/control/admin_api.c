@@ -32,6 +32,10 @@ static json_t *inst_json(ctl_inst *in)
 				    json_real((double)(in->ready_ns - in->spawn_ns) / 1e6));
 	}
 	json_object_set_new(j, "stale", json_boolean(in->stale));
+	json_object_set_new(j, "kind", json_string(in->reserved ? "reserved" : "elastic"));
+	json_object_set_new(j, "overloaded",
+			    json_boolean(in->pub && atomic_load(&in->pub->overloaded_until_ms) >
+							fl_now_ms()));
 	return j;
 }
 
@@ -75,6 +79,11 @@ static json_t *fn_summary(ctl_fn *fn)
 	json_object_set_new(j, "requests",
 			    json_integer((json_int_t)atomic_load(&fn->stats->requests)));
 	json_object_set_new(j, "queued", json_integer(atomic_load(&fn->stats->queued)));
+	json_object_set_new(j, "reserved", json_integer(fn->spec->reserved));
+	json_object_set_new(j, "spills",
+			    json_integer((json_int_t)atomic_load(&fn->stats->spills)));
+	json_object_set_new(j, "overloads",
+			    json_integer((json_int_t)atomic_load(&fn->stats->overloads)));
 	return j;
 }
 

@@ -67,6 +67,12 @@ uint32_t fl_autoscale(struct fl_as_state *st, const struct fl_as_input *in, char
 		if (p > want)
 			want = p;
 	}
+	if (in->overloaded && in->ready + 1 > want) {
+		/* An instance said it is full: one more now, and no scaling down
+		 * for a stable window. */
+		want = in->ready + 1;
+		st->panic_until_ms = in->now_ms + FL_AS_STABLE_SAMPLES * 100;
+	}
 	want = clamp(want, in->min, in->max);
 	/* A lowered max (flint scale --max) takes effect now, not after idle_timeout. */
 	if (st->desired > in->max)
@@ -86,8 +92,9 @@ uint32_t fl_autoscale(struct fl_as_state *st, const struct fl_as_input *in, char
 		st->hold_since_ms = in->now_ms;
 	}
 	if (st->desired != before && why)
-		snprintf(why, whylen, "scale %u -> %u: load %.1f (avg %.1f over 6s, target %.0f%s)",
+		snprintf(why, whylen, "scale %u -> %u: load %.1f (avg %.1f over 6s, target %.0f%s%s)",
 			 before, st->desired, in->load, stable, target,
-			 in->now_ms < st->panic_until_ms ? ", panic" : "");
+			 in->now_ms < st->panic_until_ms ? ", panic" : "",
+			 in->overloaded ? ", overloaded" : "");
 	return st->desired;
 }

@@ -26,6 +26,7 @@ struct fl_as_input {
 	double load;	   /* in flight + held, now */
 	uint64_t requests; /* finished-request counter (to see activity between ticks) */
 	uint32_t ready;	   /* instances ready (not draining) */
+	uint32_t overloaded; /* of those, how many said they are overloaded just now */
 	uint64_t now_ms;
 };
 

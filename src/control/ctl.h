@@ -40,7 +40,8 @@ typedef struct ctl_inst {
 	struct fl_probe *probe; /* readiness check under way */
 	uint64_t probe_delay_ms;
 	fl_inst *pub; /* what the gateway sees, while ready */
-	int stale;    /* runs an older version of the function */
+	int stale;
+	int reserved;        /* kept warm, the gateway's last choice (scale.reserved) */    /* runs an older version of the function */
 } ctl_inst;
 
 struct ctl_event {

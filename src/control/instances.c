@@ -152,6 +152,7 @@ void ctl_publish_now(fl_ctl *ctl)
 			ctl_inst *in = fl_container_of(k, ctl_inst, link);
 			if (in->job)
 				continue;
+			r->n_reserved += in->reserved && in->state == I_READY;
 			switch (in->state) {
 			case I_STARTING:
 				r->n_starting++;
@@ -374,6 +375,7 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	fl_hist_observe(&fn->stats->cold, us);
 	atomic_fetch_add(&fn->stats->cold_starts, 1);
 	in->pub = fl_inst_new(in->id, in->port, fn->spec->concurrency);
+	in->pub->reserved = in->reserved;
 	fn->failures = 0;
 	fn->reason[0] = '\0';
 	fn->state = F_READY;
@@ -524,7 +526,7 @@ static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
 	return in;
 }
 
-static void inst_start(fl_ctl *ctl, ctl_fn *fn)
+static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 {
 	ctl_inst *in;
 	char **argv, **envp, cwdbuf[PATH_MAX], hide[PATH_MAX];
@@ -544,6 +546,7 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn)
 		return;
 	}
 	in = inst_new(ctl, fn);
+	in->reserved = reserved;
 	in->port = port;
 	in->state = I_STARTING;
 	in->spawn_ns = fl_now_ns();
@@ -771,7 +774,8 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 {
 	struct fl_as_input in;
 	fl_list *l, *next;
-	int active = 0, ready = 0;
+	int active = 0, ready = 0, reserved = 0, overloaded = 0;
+	uint64_t now_ms = fl_now_ms();
 	uint32_t want;
 	char why[200] = "";
 
@@ -794,10 +798,17 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		}
 		if (i->stale)
 			continue;
+		if (i->reserved) {
+			/* Reserved instances are kept apart: always there, never scaled. */
+			reserved += i->state == I_STARTING || i->state == I_READY;
+			continue;
+		}
 		if (i->state == I_STARTING || i->state == I_READY)
 			active++;
-		if (i->state == I_READY)
+		if (i->state == I_READY) {
 			ready++;
+			overloaded += atomic_load(&i->pub->overloaded_until_ms) > now_ms;
+		}
 	}
 	memset(&in, 0, sizeof(in));
 	in.min = fn->spec->min;
@@ -808,7 +819,8 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 	in.load = (double)(atomic_load(&fn->stats->inflight) + atomic_load(&fn->stats->queued));
 	in.requests = atomic_load(&fn->stats->requests);
 	in.ready = (uint32_t)ready;
-	in.now_ms = fl_now_ms();
+	in.overloaded = (uint32_t)overloaded;
+	in.now_ms = now_ms;
 	want = fl_autoscale(&fn->as, &in, why, sizeof(why));
 	if (why[0])
 		ctl_event(fn, "%s", why);
@@ -824,8 +836,27 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 	}
 	if (fn->state == F_BUILDING || fn->state == F_FAILED || fn->state == F_BACKOFF)
 		return;
+	while ((uint32_t)reserved < fn->spec->reserved) {
+		inst_start(ctl, fn, 1);
+		reserved++;
+		if (fn->state == F_BACKOFF)
+			return;
+	}
+	while ((uint32_t)reserved > fn->spec->reserved) {
+		ctl_inst *victim = NULL;
+		for (l = fn->insts.prev; l != &fn->insts && victim == NULL; l = l->prev) {
+			ctl_inst *i = fl_container_of(l, ctl_inst, link);
+			if (i->reserved && !i->stale &&
+			    (i->state == I_STARTING || i->state == I_READY))
+				victim = i;
+		}
+		if (victim == NULL)
+			break;
+		inst_drain(ctl, victim, "fewer reserved instances");
+		reserved--;
+	}
 	while ((uint32_t)active < want) {
-		inst_start(ctl, fn);
+		inst_start(ctl, fn, 0);
 		active++;
 		if (fn->state == F_BACKOFF)
 			return;
@@ -835,7 +866,7 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		ctl_inst *victim = NULL;
 		for (l = fn->insts.prev; l != &fn->insts; l = l->prev) {
 			ctl_inst *i = fl_container_of(l, ctl_inst, link);
-			if (i->job || i->stale)
+			if (i->job || i->stale || i->reserved)
 				continue;
 			if (i->state == I_STARTING) {
 				victim = i;

@@ -26,7 +26,7 @@ static const char *const top_fields[] = {"name",  "command", "protocol", "env",	
 					 "queue", "grpc",    "sandbox",	 "async",  "triggers", "thrift",
 					 NULL};
 static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
-					   "target", "idle_timeout", NULL};
+					   "target", "idle_timeout", "reserved", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
 static const char *const health_fields[] = {"tcp", "path", "grpc", "startup_timeout", NULL};
 static const char *const queue_fields[] = {"max", "timeout", NULL};
@@ -334,7 +334,8 @@ static int parse_scale(struct ctx *c, const json_t *j, fl_spec *s)
 				   &s->concurrency)) < 0 ||
 		    (rc = get_uint(c, o, "scale", "target", 0, MAX_CONCURRENCY, &target)) < 0 ||
 		    (rc = get_duration(c, o, "scale", "idle_timeout", 1000, "1s",
-				       &s->idle_timeout_ms)) < 0)
+				       &s->idle_timeout_ms)) < 0 ||
+		    (rc = get_uint(c, o, "scale", "reserved", 0, 1000, &s->reserved)) < 0)
 			return rc;
 	}
 	if (s->min > s->max)
@@ -691,10 +692,11 @@ json_t *fl_spec_to_json(const fl_spec *s)
 		json_object_set_new(j, strcmp(s->protocol, "thrift") == 0 ? "thrift" : "grpc", o);
 	}
 	json_object_set_new(j, "scale",
-			    json_pack("{s:I, s:I, s:I, s:I, s:o}", "min", (json_int_t)s->min, "max",
+			    json_pack("{s:I, s:I, s:I, s:I, s:o, s:I}", "min", (json_int_t)s->min, "max",
 				      (json_int_t)s->max, "concurrency", (json_int_t)s->concurrency,
 				      "target", (json_int_t)s->target, "idle_timeout",
-				      duration(s->idle_timeout_ms)));
+				      duration(s->idle_timeout_ms), "reserved",
+				      (json_int_t)s->reserved));
 	limits = json_pack("{s:o, s:I}", "timeout", duration(s->timeout_ms), "max_body",
 			   (json_int_t)s->max_body);
 	/* Resource limits appear only when set, like workdir: absent means none. */

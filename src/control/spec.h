@@ -32,6 +32,8 @@ typedef struct fl_spec {
 	    concurrency; /* hard cap of in-flight requests per instance, 0 = none (default 0) */
 	uint32_t target; /* in-flight per instance the autoscaler aims for (default:
 			    concurrency if set, else 100) */
+	uint32_t reserved; /* instances always kept warm, used only when no elastic one has
+			      room; on top of min..max (default 0) */
 	uint64_t idle_timeout_ms; /* default 60 s, at least 1 s */
 	uint64_t timeout_ms;	  /* whole-request limit, default 60 s */
 	uint64_t max_body;	  /* request body limit in bytes, default 64 MiB, 0 = none */

@@ -75,6 +75,8 @@ typedef struct fl_fnstats {
 	atomic_uint_fast64_t grpc[17];    /* gRPC answers by grpc-status */
 	fl_hist stream;                   /* HTTP/2 stream duration */
 	atomic_uint_fast64_t thrift[3];   /* Thrift calls: reply, exception, flint's error */
+	atomic_uint_fast64_t spills;      /* requests that went to a reserved instance */
+	atomic_uint_fast64_t overloads;   /* overload signals from instances */
 	atomic_uint_fast64_t held;	  /* requests that waited for room */
 } fl_fnstats;
 
@@ -93,6 +95,8 @@ typedef struct fl_inst {
 	atomic_int inflight;
 	atomic_int gone;
 	atomic_int failed;	      /* a gateway saw it refuse or reset: control checks */
+	int reserved;		      /* a reserved instance: the last choice */
+	atomic_uint_fast64_t overloaded_until_ms; /* it said it was overloaded: steer away */
 	fl_list idle[FL_MAX_THREADS]; /* per gateway thread: idle upstream connections;
 					 each thread touches only its own slot */
 	fl_list h2[FL_MAX_THREADS];   /* per gateway thread: HTTP/2 connections to it */
@@ -135,6 +139,7 @@ typedef struct fl_route_fn {
 	int ninst;
 	fl_inst **inst;			     /* ready instances, not gone */
 	int n_starting, n_ready, n_draining; /* for metrics */
+	int n_reserved; /* of the ready ones, reserved */
 } fl_route_fn;
 
 struct fl_svc {

@@ -75,6 +75,21 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 					      fn->name, code, (unsigned long long)n);
 		}
 	}
+	fl_buf_puts(o, "# HELP flint_thrift_calls_total Thrift calls answered, by function and "
+		       "outcome: the instance's reply or exception, or flint's error.\n"
+		       "# TYPE flint_thrift_calls_total counter\n");
+	for (i = 0; s && i < s->nfn; i++) {
+		static const char *const outcome[3] = {"reply", "exception", "error"};
+		const fl_route_fn *fn = s->fns[i];
+		for (code = 0; code < 3; code++) {
+			uint64_t n = ld(&fn->stats->thrift[code]);
+			if (n)
+				fl_buf_printf(o,
+					      "flint_thrift_calls_total{function=\"%s\","
+					      "outcome=\"%s\"} %llu\n",
+					      fn->name, outcome[code], (unsigned long long)n);
+		}
+	}
 	fl_buf_puts(o, "# HELP flint_stream_duration_seconds Time from an HTTP/2 stream's request "
 		       "head to its end.\n"
 		       "# TYPE flint_stream_duration_seconds histogram\n");
@@ -115,6 +130,24 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_queue_depth{function=\"%s\"} %ld\n", s->fns[i]->name,
 			      atomic_load(&s->fns[i]->stats->queued));
+	fl_buf_puts(o, "# HELP flint_reserved_instances Ready instances kept in reserve (scale.reserved).\n"
+		       "# TYPE flint_reserved_instances gauge\n");
+	for (i = 0; s && i < s->nfn; i++)
+		fl_buf_printf(o, "flint_reserved_instances{function=\"%s\"} %d\n", s->fns[i]->name,
+			      s->fns[i]->n_reserved);
+	fl_buf_puts(o, "# HELP flint_reserved_spills_total Requests sent to a reserved instance "
+		       "because no elastic one had room.\n"
+		       "# TYPE flint_reserved_spills_total counter\n");
+	for (i = 0; s && i < s->nfn; i++)
+		fl_buf_printf(o, "flint_reserved_spills_total{function=\"%s\"} %llu\n",
+			      s->fns[i]->name, (unsigned long long)ld(&s->fns[i]->stats->spills));
+	fl_buf_puts(o, "# HELP flint_overload_signals_total Answers by which an instance said it "
+		       "was overloaded (429, 503, RESOURCE_EXHAUSTED, UNAVAILABLE, "
+		       "X-Flint-Overloaded).\n"
+		       "# TYPE flint_overload_signals_total counter\n");
+	for (i = 0; s && i < s->nfn; i++)
+		fl_buf_printf(o, "flint_overload_signals_total{function=\"%s\"} %llu\n",
+			      s->fns[i]->name, (unsigned long long)ld(&s->fns[i]->stats->overloads));
 	fl_buf_puts(o, "# HELP flint_inflight Requests at instances now.\n"
 		       "# TYPE flint_inflight gauge\n");
 	for (i = 0; s && i < s->nfn; i++)

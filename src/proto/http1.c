@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "gateway/dispatcher.h"
 #include "gateway/gw.h"
 #include "gateway/router.h"
 #include "obs/metrics.h"
@@ -655,6 +656,16 @@ static void write_resp_head(gw_conn *c)
 		x->client_gone = 1; /* closed by the caller once the parser returns */
 }
 
+static int resp_overloaded(exch *x)
+{
+	int i;
+
+	for (i = 0; i < x->nrh; i++)
+		if (fl_strncaseeq(xs(&x->rin, x->rh[i].no), x->rh[i].nl, "x-flint-overloaded"))
+			return 1;
+	return 0;
+}
+
 static int on_resp_headers_complete(llhttp_t *p)
 {
 	gw_conn *c = p->data;
@@ -666,6 +677,11 @@ static int on_resp_headers_complete(llhttp_t *p)
 		return -1; /* we never asked for an upgrade */
 	if (build_resp_head(c) < 0)
 		return -1;
+	if (x->inst && (p->status_code == 429 || p->status_code == 503 || resp_overloaded(x))) {
+		/* The instance says it is full: steer away and scale up now. */
+		fl_dispatch_overloaded(x->fn, x->inst);
+		c->gw->opts->need(c->gw->opts->ctx, x->fn->name, strlen(x->fn->name));
+	}
 	write_resp_head(c);
 	if (x->is_head)
 		return 1; /* no body follows, whatever the headers say */

@@ -772,6 +772,17 @@ static int up_on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8
 	return 0;
 }
 
+/* RESOURCE_EXHAUSTED, UNAVAILABLE, 429, 503: the instance is full. */
+static void st_overloaded(h2s *st)
+{
+	fl_gw *gw = st->h->gw;
+
+	if (st->inst == NULL || st->fn == NULL)
+		return;
+	fl_dispatch_overloaded(st->fn, st->inst);
+	gw->opts->need(gw->opts->ctx, st->fn->name, strlen(st->fn->name));
+}
+
 static void submit_client_response(h2s *st, int end)
 {
 	fl_h2 *h = st->h;
@@ -826,9 +837,14 @@ static int up_on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *u
 			}
 			if (end)
 				st->resp_eof = 1;
+			if (st->status == 429 || st->status == 503 || st->grpc_status == 8 ||
+			    st->grpc_status == 14)
+				st_overloaded(st);
 			submit_client_response(st, end);
 		} else if (end) {
 			st->resp_eof = 1; /* trailers */
+			if (st->grpc_status == 8 || st->grpc_status == 14)
+				st_overloaded(st);
 			nghttp2_session_resume_data(st->h->ns, st->id);
 			mark_h(st->h);
 		}
@@ -943,6 +959,8 @@ static int h1_on_headers_complete(llhttp_t *p)
 	if (p->status_code < 200)
 		return 0; /* interim */
 	st->status = p->status_code;
+	if (st->status == 429 || st->status == 503)
+		st_overloaded(st);
 	snprintf(code, sizeof(code), "%d", p->status_code);
 	nva[n++] = mknv(":status", 7, code, strlen(code));
 	for (i = 0; i < st->nrh && n < H2_MAX_HEADERS; i++) {

@@ -31,6 +31,7 @@ typedef struct tcall {
 	gw_up *up;
 	fl_buf reply;
 	int waiting, queued, held, cold, redispatched, written;
+	int unwrap; /* TTHeader call sent to the instance as a framed message (see up_ready_) */
 	uv_timer_t timer;
 	uint64_t t_start, deadline_ms;
 } tcall;
@@ -179,11 +180,42 @@ static void up_ready(void *o)
 	settle(t);
 }
 
+/* Where the message starts in a THeader/TTHeader frame (after the header and,
+ * when the payload is TTHeader-framed, its own length). */
+static size_t payload_offset(const tcall *k)
+{
+	size_t off = 14 + 4 * (size_t)(((unsigned)k->frame[12] << 8) | k->frame[13]);
+
+	return off + (k->m.payload_framed ? 4 : 0);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 static void up_ready_(tcall *k)
 {
-	uv_buf_t b = uv_buf_init((char *)k->frame, (unsigned)k->len);
+	uv_buf_t b[2];
+	uint8_t len[4];
+	unsigned nb = 1;
 
-	if (fl_gw__write(fl_up_stream(k->up), &b, 1) < 0) {
+	b[0] = uv_buf_init((char *)k->frame, (unsigned)k->len);
+	if (k->unwrap) {
+		/* Kitex TTHeader is understood by Kitex servers only; every Thrift server
+		 * (Kitex's included) reads framed messages. So the instance gets the bare
+		 * message, framed; the routing facts of the header were used here, and
+		 * the deadline it carried is enforced here. up_data wraps the reply. */
+		size_t off = payload_offset(k);
+		put_be32(len, (uint32_t)(k->len - off));
+		b[0] = uv_buf_init((char *)len, 4);
+		b[1] = uv_buf_init((char *)k->frame + off, (unsigned)(k->len - off));
+		nb = 2;
+	}
+	if (fl_gw__write(fl_up_stream(k->up), b, nb) < 0) {
 		call_fail(k, 6, "cannot write the call to instance i-%llu",
 			  (unsigned long long)k->inst->id);
 		return;
@@ -223,9 +255,34 @@ static void up_data(void *o, const char *p, size_t n)
 	/* The reply goes back byte for byte; it is read only to count outcomes. */
 	if (fl_tw_parse((const uint8_t *)k->reply.p, (size_t)size, &rm, &why) == 0 && rm.type == 3)
 		outcome = 1;
-	b = uv_buf_init(k->reply.p, (unsigned)size);
-	if (fl_gw__write(t->tcp, &b, 1) < 0)
-		t->closing = 1;
+	if (k->unwrap) {
+		/* A framed reply to an unwrapped TTHeader call: the client gets it back in
+		 * TTHeader with its own flags, seqid, protocol and payload form. */
+		uint8_t h[22];
+		size_t hn = 18, mlen = (size_t)size - 4;
+		put_be32(h, (uint32_t)(14 + mlen + (k->m.payload_framed ? 4 : 0)));
+		h[4] = 0x10;
+		h[5] = 0x00;
+		h[6] = (uint8_t)(k->m.hflags >> 8);
+		h[7] = (uint8_t)k->m.hflags;
+		put_be32(h + 8, k->m.hseqid);
+		h[12] = 0;
+		h[13] = 1; /* one word: protocol id, no transforms, two bytes of padding */
+		h[14] = (uint8_t)k->m.proto;
+		h[15] = h[16] = h[17] = 0;
+		if (k->m.payload_framed) {
+			put_be32(h + 18, (uint32_t)mlen);
+			hn = 22;
+		}
+		uv_buf_t wb[2] = {uv_buf_init((char *)h, (unsigned)hn),
+				  uv_buf_init(k->reply.p + 4, (unsigned)mlen)};
+		if (fl_gw__write(t->tcp, wb, 2) < 0)
+			t->closing = 1;
+	} else {
+		b = uv_buf_init(k->reply.p, (unsigned)size);
+		if (fl_gw__write(t->tcp, &b, 1) < 0)
+			t->closing = 1;
+	}
 	call_account(k, outcome);
 	call_end(k, (size_t)size == k->reply.len);
 	settle(t);
@@ -419,6 +476,7 @@ static void call_start(fl_thrift *t, uint8_t *frame, size_t len)
 		return;
 	}
 	snprintf(k->method, sizeof(k->method), "%.*s", (int)k->m.method_len, k->m.method);
+	k->unwrap = k->m.framing == FL_TW_TTHEADER && k->m.proto != FL_TW_PROTOBUF;
 	k->sref = fl_gw__snap_use(t->gw);
 	atomic_fetch_add(&t->gw->active, 1);
 	k->fn = route(t, &k->m, k->sref->snap, tried, sizeof(tried));

@@ -381,8 +381,18 @@ static void exception_message(const struct fl_tw_msg *m, int type, const char *t
 int fl_tw_exception(const struct fl_tw_msg *m, int type, const char *text, fl_buf *out)
 {
 	fl_buf msg = FL_BUF_INIT, hdr = FL_BUF_INIT;
+	/* Room for everything up front (varints and fixed fields take well under
+	 * 64 bytes), so no append below can fail and leave half a reply in out. */
+	size_t need = m->method_len + strlen(text) + 64;
 	int rc = 0;
 
+	if (m->framing < FL_TW_UNFRAMED_BINARY || m->framing > FL_TW_TTHEADER)
+		return -EINVAL;
+	if (fl_buf_reserve(&msg, need) < 0 || fl_buf_reserve(&hdr, 16) < 0 ||
+	    fl_buf_reserve(out, need + 32) < 0) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	exception_message(m, type, text, &msg);
 	switch (m->framing) {
 	case FL_TW_UNFRAMED_BINARY:
@@ -428,8 +438,7 @@ int fl_tw_exception(const struct fl_tw_msg *m, int type, const char *text, fl_bu
 	default:
 		rc = -EINVAL;
 	}
-	if (out->p == NULL)
-		rc = -ENOMEM;
+done:
 	fl_buf_free(&msg);
 	fl_buf_free(&hdr);
 	return rc;

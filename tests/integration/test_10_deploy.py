@@ -141,7 +141,7 @@ def test_ls_and_describe_json(flint):
     assert d["name"] == "listed"
     assert d["spec"]["name"] == "listed"
     assert d["spec"]["scale"] == {"min": 0, "max": 3, "concurrency": 5, "target": 5,
-                                  "idle_timeout": "1m"}
+                                  "idle_timeout": "1m", "reserved": 0}
     assert d["spec"]["limits"]["timeout"] == "1m"
     assert d["spec"]["limits"]["max_body"] == 64 * 1024 * 1024
     assert d["spec"]["queue"]["max"] == 1000
