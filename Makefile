@@ -24,7 +24,7 @@ LDFLAGS += -fsanitize=address,undefined
 B       := build-san
 endif
 
-LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp
+LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp -lhiredis -lnats
 
 CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o \
             net/listen.o net/httpd.o
@@ -34,8 +34,9 @@ DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
             control/admin_api.o control/instances.o control/autoscaler.o \
             control/logstore.o control/probe.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
             runtime/seccomp.o obs/metrics.o
-EVENTS_OBJ := events/async.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o
-CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o
+EVENTS_OBJ := events/async.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
+            events/trigger_redis.o events/trigger_nats.o
+CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o cli/cmd_new.o
 MAIN_OBJ := main.o
 LLHTTP_OBJ := llhttp/llhttp.o llhttp/api.o llhttp/http.o
 
@@ -44,7 +45,7 @@ LIB_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ)
 
 UNIT_TESTS := test_util test_router test_spec test_snapshot test_autoscaler test_yaml test_sha256 \
               test_spawner test_cgroup test_registry test_logstore test_httpd test_listen test_blobs \
-              test_cron
+              test_cron test_thrift_wire
 UNIT_BIN := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 
 EXAMPLES := examples/hello-c/hello

@@ -9,6 +9,7 @@
  * and ends that connection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -31,7 +32,7 @@ struct conn {
 	uint8_t *in;
 	size_t in_len, in_cap;
 	uint64_t t_sent;
-	int dead;
+	int dead, want_out;
 };
 
 static int ttheader;
@@ -232,7 +233,8 @@ int main(int argc, char **argv)
 	uint64_t t0, end;
 
 	if (argc < 6) {
-		fprintf(stderr, "usage: %s HOST PORT framed|ttheader CONNS SECONDS [MSGBYTES [SERVICE]]\n",
+		fprintf(stderr,
+			"usage: %s HOST PORT framed|ttheader CONNS SECONDS [MSGBYTES [SERVICE]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -245,7 +247,8 @@ int main(int argc, char **argv)
 	}
 	ttheader = strcmp(argv[3], "ttheader") == 0;
 	if (!ttheader && strcmp(argv[3], "framed") != 0) {
-		fprintf(stderr, "thrift_load: the mode must be framed or ttheader, not %s\n", argv[3]);
+		fprintf(stderr, "thrift_load: the mode must be framed or ttheader, not %s\n",
+			argv[3]);
 		return 2;
 	}
 	nconn = atoi(argv[4]);
@@ -269,12 +272,12 @@ int main(int argc, char **argv)
 		struct conn *c = &cs[i];
 		c->fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			fprintf(stderr, "thrift_load: cannot connect to %s:%s: %s\n", argv[1], argv[2],
-				strerror(errno));
+			fprintf(stderr, "thrift_load: cannot connect to %s:%s: %s\n", argv[1],
+				argv[2], strerror(errno));
 			return 1;
 		}
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		/* Blocking sends are fine: a call is smaller than any socket buffer. */
+		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 		build(c, msglen);
 		ev.events = EPOLLIN;
 		ev.data.ptr = c;
@@ -296,10 +299,25 @@ int main(int argc, char **argv)
 			struct conn *c = evs[k].data.ptr;
 			if (c->dead)
 				continue;
+			if ((evs[k].events & EPOLLOUT) && send_call(c) < 0) {
+				c->dead = 1;
+				errors++;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				continue;
+			}
 			if (on_readable(c, 1) < 0) {
 				c->dead = 1;
 				errors++;
 				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				continue;
+			}
+			/* Ask for EPOLLOUT only while a call is partly sent (rare: calls are
+			 * small). */
+			if ((c->req_off < c->req_len) != c->want_out) {
+				c->want_out = c->req_off < c->req_len;
+				ev.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0);
+				ev.data.ptr = c;
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 			}
 		}
 	}

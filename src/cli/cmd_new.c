@@ -16,10 +16,10 @@
 #include "core/buf.h"
 #include "core/util.h"
 
-#define PLACEHOLDER	  "{{NAME}}"
-#define DESCRIPTION_FILE  "DESCRIPTION" /* a template's one-line summary; not copied */
-#define SYSTEM_TEMPLATES  "/usr/share/flint/templates"
-#define MAX_LANGS	  64
+#define PLACEHOLDER	 "{{NAME}}"
+#define DESCRIPTION_FILE "DESCRIPTION" /* a template's one-line summary; not copied */
+#define SYSTEM_TEMPLATES "/usr/share/flint/templates"
+#define MAX_LANGS	 64
 
 static int is_dir(const char *path)
 {
@@ -132,10 +132,10 @@ static void description(const char *dir, const char *lang, char *out, size_t n)
 /* ---- flint templates ---- */
 
 static const char templates_help[] =
-	"usage: flint templates\n\n"
-	"Lists the languages `flint new NAME -l LANG` can start a function in. The templates\n"
-	"are read from $FLINT_TEMPLATES, else bin/../templates next to the flint binary, else\n" SYSTEM_TEMPLATES
-	".\n";
+    "usage: flint templates\n\n"
+    "Lists the languages `flint new NAME -l LANG` can start a function in. The templates\n"
+    "are read from $FLINT_TEMPLATES, else bin/../templates next to the flint binary, "
+    "else\n" SYSTEM_TEMPLATES ".\n";
 
 int fl_cli__templates(fl_cli__ctx *c, int argc, char **argv)
 {
@@ -177,12 +177,12 @@ int fl_cli__templates(fl_cli__ctx *c, int argc, char **argv)
 /* ---- flint new ---- */
 
 static const char new_help[] =
-	"usage: flint new NAME -l LANGUAGE [--dir PARENT]\n\n"
-	"Creates the directory PARENT/NAME (default ./NAME) holding a handler function in\n"
-	"LANGUAGE, its flint.yaml, a README.md and a .flintignore, ready for\n"
-	"`flint deploy ./NAME`. `flint templates` lists the languages.\n\n"
-	"  -l, --lang LANGUAGE  python, node, c, sh, ... (see flint templates)\n"
-	"  --dir PARENT         where to create NAME/ (default: the current directory)\n";
+    "usage: flint new NAME -l LANGUAGE [--dir PARENT]\n\n"
+    "Creates the directory PARENT/NAME (default ./NAME) holding a handler function in\n"
+    "LANGUAGE, its flint.yaml, a README.md and a .flintignore, ready for\n"
+    "`flint deploy ./NAME`. `flint templates` lists the languages.\n\n"
+    "  -l, --lang LANGUAGE  python, node, c, sh, ... (see flint templates)\n"
+    "  --dir PARENT         where to create NAME/ (default: the current directory)\n";
 
 /* Replaces every PLACEHOLDER in text[0..len) by name, into out. Returns 0 or -ENOMEM. */
 static int substitute(const char *text, size_t len, const char *name, fl_buf *out)
@@ -358,10 +358,11 @@ int fl_cli__new(fl_cli__ctx *c, int argc, char **argv)
 	if (name == NULL)
 		return fl_cli__usage_err(c, "which function? Give its NAME");
 	if (!fl_valid_name(name))
-		return fl_cli__usage_err(c,
-					 "\"%s\" is not a valid function name: use 1 to 63 lowercase "
-					 "letters, digits and '-', not starting or ending with '-'",
-					 name);
+		return fl_cli__usage_err(
+		    c,
+		    "\"%s\" is not a valid function name: use 1 to 63 lowercase "
+		    "letters, digits and '-', not starting or ending with '-'",
+		    name);
 	if (templates_dir(tdir, sizeof(tdir)) < 0)
 		return FL_CLI_FAIL;
 	nlangs = list_langs(tdir, langs, MAX_LANGS);
@@ -420,8 +421,8 @@ int fl_cli__new(fl_cli__ctx *c, int argc, char **argv)
 		goto fail;
 	}
 	printf("created %s from the %s template\n\n", target, lang);
-	printf("  deploy it:  flint deploy %s%s\n", target[0] == '/' || target[0] == '.' ? "" : "./",
-	       target);
+	printf("  deploy it:  flint deploy %s%s\n",
+	       target[0] == '/' || target[0] == '.' ? "" : "./", target);
 	printf("  call it:    flint invoke %s\n", name);
 	printf("  edit it:    see %s/README.md\n", target);
 	rc = FL_CLI_OK;
@@ -435,98 +436,98 @@ fail:
 /* The verbs and their options, kept in step with the verb table and each verb's
  * options by hand: the script is static text so that it can be saved once. */
 static const char bash_completion[] =
-	"# bash completion for flint; load it with: source <(flint completion bash)\n"
-	"_flint_functions()\n"
-	"{\n"
-	"\t# One \"name\" member per function in the indented answer of ls -o json.\n"
-	"\tflint ls -o json 2>/dev/null | sed -n 's/^ *\"name\": *\"\\([^\"]*\\)\".*/\\1/p'\n"
-	"}\n"
-	"\n"
-	"_flint()\n"
-	"{\n"
-	"\tlocal cur prev verb opts i\n"
-	"\tcur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
-	"\tprev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
-	"\tlocal verbs=\"serve deploy ls describe logs invoke scale rm info requests triggers "
-	"new templates completion\"\n"
-	"\tverb=\"\"\n"
-	"\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
-	"\t\tcase \"${COMP_WORDS[i]}\" in\n"
-	"\t\t--admin|--data) i=$((i + 1)) ;;\n"
-	"\t\t-*) ;;\n"
-	"\t\t*) verb=\"${COMP_WORDS[i]}\"; break ;;\n"
-	"\t\tesac\n"
-	"\tdone\n"
-	"\tcase \"$prev\" in\n"
-	"\t--data|--dir|--workdir)\n"
-	"\t\tCOMPREPLY=($(compgen -d -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t-l|--lang|--language)\n"
-	"\t\tCOMPREPLY=($(compgen -W \"python node c sh\" -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t--protocol)\n"
-	"\t\tCOMPREPLY=($(compgen -W \"http http2 grpc\" -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t-o|--output)\n"
-	"\t\tCOMPREPLY=($(compgen -W \"json text\" -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t-X|--method)\n"
-	"\t\tCOMPREPLY=($(compgen -W \"GET POST PUT PATCH DELETE HEAD OPTIONS\" -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t--fn)\n"
-	"\t\tCOMPREPLY=($(compgen -W \"$(_flint_functions)\" -- \"$cur\"))\n"
-	"\t\treturn ;;\n"
-	"\t--admin|--listen|--gateway|-d|--body|-H|--header|--path|--name|-e|--env|--min|--max|"
-	"--concurrency|--target|--idle-timeout|--timeout|--max-body|--health-path|--grpc-service|"
-	"-n|--tail|--status|--limit|--threads|--domain|--ports|--log-level)\n"
-	"\t\treturn ;;\n"
-	"\tesac\n"
-	"\tif [ -z \"$verb\" ]; then\n"
-	"\t\tCOMPREPLY=($(compgen -W \"$verbs --admin --data --help\" -- \"$cur\"))\n"
-	"\t\treturn\n"
-	"\tfi\n"
-	"\tlocal global=\"--admin --data --help\"\n"
-	"\tcase \"$verb\" in\n"
-	"\tserve) opts=\"--data --listen --admin --threads --domain --ports --log-level --help\" "
-	";;\n"
-	"\tdeploy) opts=\"--name --protocol --env -e --min --max --concurrency --target "
-	"--idle-timeout --timeout --max-body --health-path --workdir --grpc-service $global\" ;;\n"
-	"\tls|info) opts=\"-o --output $global\" ;;\n"
-	"\tdescribe) opts=\"-o --output $global\" ;;\n"
-	"\tlogs) opts=\"-f --follow -n --tail $global\" ;;\n"
-	"\tinvoke) opts=\"-d --body -H --header --path -X --method --gateway -v --verbose "
-	"$global\" ;;\n"
-	"\tscale) opts=\"--min --max $global\" ;;\n"
-	"\trm) opts=\"$global\" ;;\n"
-	"\trequests) opts=\"--dead --fn --status --limit -o --output retry $global\" ;;\n"
-	"\ttriggers) opts=\"ls -o --output $global\" ;;\n"
-	"\tnew) opts=\"-l --lang --dir --help\" ;;\n"
-	"\ttemplates) opts=\"--help\" ;;\n"
-	"\tcompletion) opts=\"bash\" ;;\n"
-	"\t*) opts=\"\" ;;\n"
-	"\tesac\n"
-	"\tcase \"$verb\" in\n"
-	"\tdescribe|logs|invoke|scale|rm)\n"
-	"\t\tif [[ \"$cur\" != -* ]]; then\n"
-	"\t\t\tCOMPREPLY=($(compgen -W \"$(_flint_functions)\" -- \"$cur\"))\n"
-	"\t\t\treturn\n"
-	"\t\tfi ;;\n"
-	"\tdeploy)\n"
-	"\t\tif [[ \"$cur\" != -* ]]; then\n"
-	"\t\t\tCOMPREPLY=($(compgen -d -- \"$cur\"))\n"
-	"\t\t\treturn\n"
-	"\t\tfi ;;\n"
-	"\tesac\n"
-	"\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
-	"}\n"
-	"complete -F _flint flint\n";
+    "# bash completion for flint; load it with: source <(flint completion bash)\n"
+    "_flint_functions()\n"
+    "{\n"
+    "\t# One \"name\" member per function in the indented answer of ls -o json.\n"
+    "\tflint ls -o json 2>/dev/null | sed -n 's/^ *\"name\": *\"\\([^\"]*\\)\".*/\\1/p'\n"
+    "}\n"
+    "\n"
+    "_flint()\n"
+    "{\n"
+    "\tlocal cur prev verb opts i\n"
+    "\tcur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
+    "\tprev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+    "\tlocal verbs=\"serve deploy ls describe logs invoke scale rm info requests triggers "
+    "new templates completion\"\n"
+    "\tverb=\"\"\n"
+    "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+    "\t\tcase \"${COMP_WORDS[i]}\" in\n"
+    "\t\t--admin|--data) i=$((i + 1)) ;;\n"
+    "\t\t-*) ;;\n"
+    "\t\t*) verb=\"${COMP_WORDS[i]}\"; break ;;\n"
+    "\t\tesac\n"
+    "\tdone\n"
+    "\tcase \"$prev\" in\n"
+    "\t--data|--dir|--workdir)\n"
+    "\t\tCOMPREPLY=($(compgen -d -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t-l|--lang|--language)\n"
+    "\t\tCOMPREPLY=($(compgen -W \"python node c sh\" -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t--protocol)\n"
+    "\t\tCOMPREPLY=($(compgen -W \"http http2 grpc\" -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t-o|--output)\n"
+    "\t\tCOMPREPLY=($(compgen -W \"json text\" -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t-X|--method)\n"
+    "\t\tCOMPREPLY=($(compgen -W \"GET POST PUT PATCH DELETE HEAD OPTIONS\" -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t--fn)\n"
+    "\t\tCOMPREPLY=($(compgen -W \"$(_flint_functions)\" -- \"$cur\"))\n"
+    "\t\treturn ;;\n"
+    "\t--admin|--listen|--gateway|-d|--body|-H|--header|--path|--name|-e|--env|--min|--max|"
+    "--concurrency|--target|--idle-timeout|--timeout|--max-body|--health-path|--grpc-service|"
+    "-n|--tail|--status|--limit|--threads|--domain|--ports|--log-level)\n"
+    "\t\treturn ;;\n"
+    "\tesac\n"
+    "\tif [ -z \"$verb\" ]; then\n"
+    "\t\tCOMPREPLY=($(compgen -W \"$verbs --admin --data --help\" -- \"$cur\"))\n"
+    "\t\treturn\n"
+    "\tfi\n"
+    "\tlocal global=\"--admin --data --help\"\n"
+    "\tcase \"$verb\" in\n"
+    "\tserve) opts=\"--data --listen --admin --threads --domain --ports --log-level --help\" "
+    ";;\n"
+    "\tdeploy) opts=\"--name --protocol --env -e --min --max --concurrency --target "
+    "--idle-timeout --timeout --max-body --health-path --workdir --grpc-service $global\" ;;\n"
+    "\tls|info) opts=\"-o --output $global\" ;;\n"
+    "\tdescribe) opts=\"-o --output $global\" ;;\n"
+    "\tlogs) opts=\"-f --follow -n --tail $global\" ;;\n"
+    "\tinvoke) opts=\"-d --body -H --header --path -X --method --gateway -v --verbose "
+    "$global\" ;;\n"
+    "\tscale) opts=\"--min --max $global\" ;;\n"
+    "\trm) opts=\"$global\" ;;\n"
+    "\trequests) opts=\"--dead --fn --status --limit -o --output retry $global\" ;;\n"
+    "\ttriggers) opts=\"ls -o --output $global\" ;;\n"
+    "\tnew) opts=\"-l --lang --dir --help\" ;;\n"
+    "\ttemplates) opts=\"--help\" ;;\n"
+    "\tcompletion) opts=\"bash\" ;;\n"
+    "\t*) opts=\"\" ;;\n"
+    "\tesac\n"
+    "\tcase \"$verb\" in\n"
+    "\tdescribe|logs|invoke|scale|rm)\n"
+    "\t\tif [[ \"$cur\" != -* ]]; then\n"
+    "\t\t\tCOMPREPLY=($(compgen -W \"$(_flint_functions)\" -- \"$cur\"))\n"
+    "\t\t\treturn\n"
+    "\t\tfi ;;\n"
+    "\tdeploy)\n"
+    "\t\tif [[ \"$cur\" != -* ]]; then\n"
+    "\t\t\tCOMPREPLY=($(compgen -d -- \"$cur\"))\n"
+    "\t\t\treturn\n"
+    "\t\tfi ;;\n"
+    "\tesac\n"
+    "\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+    "}\n"
+    "complete -F _flint flint\n";
 
 static const char completion_help[] =
-	"usage: flint completion bash\n\n"
-	"Prints a bash completion script for flint: verbs, each verb's options, and the\n"
-	"names of the deployed functions (from `flint ls -o json`) where a verb takes NAME.\n"
-	"Load it now with `source <(flint completion bash)`, or for good with\n"
-	"`flint completion bash > /etc/bash_completion.d/flint`.\n";
+    "usage: flint completion bash\n\n"
+    "Prints a bash completion script for flint: verbs, each verb's options, and the\n"
+    "names of the deployed functions (from `flint ls -o json`) where a verb takes NAME.\n"
+    "Load it now with `source <(flint completion bash)`, or for good with\n"
+    "`flint completion bash > /etc/bash_completion.d/flint`.\n";
 
 int fl_cli__completion(fl_cli__ctx *c, int argc, char **argv)
 {

@@ -186,7 +186,8 @@ static void request_reply(fl_trigger_nats *n, natsConnection *nc, natsMsg *m)
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, natsMsg_GetData(m) ? natsMsg_GetData(m) : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS,
+				 natsMsg_GetData(m) ? natsMsg_GetData(m) : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)natsMsg_GetDataLength(m));
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
@@ -200,7 +201,7 @@ static void request_reply(fl_trigger_nats *n, natsConnection *nc, natsMsg *m)
 	}
 	if (atomic_load(&n->stopf))
 		goto out; /* the requester times out; nothing half-done is sent */
-	if (natsMsg_Create(&out, natsMsg_GetReply(m), NULL, res == CURLE_OK ? body.data : NULL,
+	if (natsMsg_Create(&out, natsMsg_GetReply(m), NULL, res == CURLE_OK ? body.p : NULL,
 			   res == CURLE_OK ? (int)body.len : 0) != NATS_OK)
 		goto out;
 	if (res == CURLE_OK) {
@@ -208,8 +209,9 @@ static void request_reply(fl_trigger_nats *n, natsConnection *nc, natsMsg *m)
 		natsMsgHeader_Set(out, "X-Flint-Status-Code", code_s);
 	} else {
 		natsMsgHeader_Set(out, "X-Flint-Error",
-				  res == CURLE_OPERATION_TIMEDOUT ? "the function did not answer in time"
-								  : curl_easy_strerror(res));
+				  res == CURLE_OPERATION_TIMEDOUT
+				      ? "the function did not answer in time"
+				      : curl_easy_strerror(res));
 	}
 	if (natsConnection_PublishMsg(nc, out) == NATS_OK)
 		atomic_fetch_add(&n->replied, 1);
@@ -232,7 +234,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 		if (reply && *reply)
 			request_reply(n, nc, m);
 		else
-			enqueue(n, m, NULL); /* core NATS is at most once up to here; durable after */
+			enqueue(n, m,
+				NULL); /* core NATS is at most once up to here; durable after */
 	}
 	natsMsg_Destroy(m);
 }
@@ -353,9 +356,9 @@ static void js_poll(fl_trigger_nats *n)
 		if (rc == 0 && strcmp(st, "succeeded") == 0) {
 			natsMsg_Ack(j->m, NULL);
 			atomic_fetch_add(&n->acked, 1);
-		} else if (rc == 0 && (strcmp(st, "failed") == 0 ||
-				       (strcmp(st, "dead") == 0 &&
-					(int64_t)j->delivered >= n->max_deliver))) {
+		} else if (rc == 0 &&
+			   (strcmp(st, "failed") == 0 ||
+			    (strcmp(st, "dead") == 0 && (int64_t)j->delivered >= n->max_deliver))) {
 			/* failed (a 4xx) will not get better; dead after max_deliver deliveries
 			 * stays in flint's dead letter (flint requests --dead). */
 			natsMsg_Term(j->m, NULL);
@@ -369,8 +372,8 @@ static void js_poll(fl_trigger_nats *n)
 			uint64_t delay = 1000;
 			for (uint64_t k = 1; k < j->delivered && delay < NAK_MAX_MS; k++)
 				delay *= 2;
-			natsMsg_NakWithDelay(j->m, (int64_t)(delay < NAK_MAX_MS ? delay : NAK_MAX_MS),
-					     NULL);
+			natsMsg_NakWithDelay(
+			    j->m, (int64_t)(delay < NAK_MAX_MS ? delay : NAK_MAX_MS), NULL);
 			atomic_fetch_add(&n->naked, 1);
 		} else {
 			if (now - j->progress_ms > ACK_WAIT_MS / 3) {
@@ -530,10 +533,13 @@ static void *run(void *arg)
 	}
 	if (n->sub && !n->stream) {
 		/* Wait until no callback runs: they use n. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += REPLY_TIMEOUT_MS / 1000 + 2; /* a call under way aborts at once */
 		natsSubscription_Unsubscribe(n->sub);
 		pthread_mutex_lock(&n->mu);
-		while (!n->sub_done)
-			pthread_cond_wait(&n->cond, &n->mu);
+		while (!n->sub_done && pthread_cond_timedwait(&n->cond, &n->mu, &ts) == 0)
+			;
 		pthread_mutex_unlock(&n->mu);
 	}
 	for (size_t i = 0; i < n->njm; i++)
@@ -653,5 +659,6 @@ void fl_trigger_nats_metrics(fl_trigger_nats *n, fl_buf *out)
 		fl_buf_printf(out,
 			      "flint_trigger_nats_messages_total{function=\"%s\",subject=\"%s\","
 			      "outcome=\"%s\"} %llu\n",
-			      n->fn, n->subject, names[i], (unsigned long long)atomic_load(vals[i]));
+			      n->fn, n->subject, names[i],
+			      (unsigned long long)atomic_load(vals[i]));
 }

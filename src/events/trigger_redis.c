@@ -21,9 +21,9 @@
 #include "core/sha256.h"
 #include "core/util.h"
 
-#define BLOCK_MS	  1000	/* XREADGROUP wait when nothing is outstanding */
-#define POLL_MS		  100	/* outcome polling (and read wait) while entries run */
-#define BACKOFF_MIN_MS	  100	/* reconnect back-off */
+#define BLOCK_MS	  1000 /* XREADGROUP wait when nothing is outstanding */
+#define POLL_MS		  100  /* outcome polling (and read wait) while entries run */
+#define BACKOFF_MIN_MS	  100  /* reconnect back-off */
 #define BACKOFF_MAX_MS	  5000
 #define ENQUEUE_LOST_MS	  10000 /* an enqueue not durable by then is made again */
 #define CONNECT_TIMEOUT_S 2
@@ -62,8 +62,8 @@ struct fl_trigger_redis {
 	/* Consumer thread only. */
 	struct entry *ents;
 	size_t nents;
-	int broken;   /* the connection failed: reconnect */
-	int history;  /* own pending entries still to read after (re)connecting */
+	int broken;  /* the connection failed: reconnect */
+	int history; /* own pending entries still to read after (re)connecting */
 	char hist_from[ID_LEN];
 	char claim_cursor[ID_LEN];
 	uint64_t last_poll_ms, last_claim_ms;
@@ -484,9 +484,10 @@ static void poll_outcomes(fl_trigger_redis *r)
 			if (err)
 				snprintf(why, sizeof(why), "request %s is %s: %s", e->rid, st, err);
 			else
-				snprintf(why, sizeof(why),
-					 "request %s is %s: the function answered %lld", e->rid, st,
-					 (long long)json_integer_value(json_object_get(row, "code")));
+				snprintf(
+				    why, sizeof(why),
+				    "request %s is %s: the function answered %lld", e->rid, st,
+				    (long long)json_integer_value(json_object_get(row, "code")));
 			if (dead_letter(r, e->sid, e->argv, e->argl, e->argc, why) == 0) {
 				drop(r, e);
 				json_decref(row);
@@ -504,6 +505,7 @@ static void reclaim(fl_trigger_redis *r)
 {
 	redisReply *rep;
 	size_t free_slots = r->concurrency > r->nents ? r->concurrency - r->nents : 0;
+	char idle[24], count[24];
 
 	if (r->nents) {
 		size_t argc = 6 + r->nents, k = 0;
@@ -521,8 +523,11 @@ static void reclaim(fl_trigger_redis *r)
 	}
 	if (free_slots == 0 || r->broken)
 		return;
-	rep = cmd(r, "XAUTOCLAIM %s %s %s %llu %s COUNT %zu", r->stream, r->group, r->consumer,
-		  (unsigned long long)r->claim_after_ms, r->claim_cursor, free_slots);
+	/* hiredis formats only plain conversions: numbers go in as strings. */
+	snprintf(idle, sizeof(idle), "%llu", (unsigned long long)r->claim_after_ms);
+	snprintf(count, sizeof(count), "%zu", free_slots);
+	rep = cmd(r, "XAUTOCLAIM %s %s %s %s %s COUNT %s", r->stream, r->group, r->consumer, idle,
+		  r->claim_cursor, count);
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING &&
 	    rep->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -542,6 +547,7 @@ static void step(fl_trigger_redis *r)
 	uint64_t now = fl_now_ms(), every = r->claim_after_ms / 2;
 	size_t free_slots;
 	redisReply *rep;
+	char count[24], block[24];
 
 	if (r->nents && now - r->last_poll_ms >= POLL_MS) {
 		r->last_poll_ms = now;
@@ -554,8 +560,9 @@ static void step(fl_trigger_redis *r)
 	free_slots = r->concurrency > r->nents ? r->concurrency - r->nents : 0;
 	if (r->history && free_slots && !r->broken) {
 		/* Our own pending entries (from before a restart): delivered again. */
-		rep = cmd(r, "XREADGROUP GROUP %s %s COUNT %zu STREAMS %s %s", r->group,
-			  r->consumer, free_slots, r->stream, r->hist_from);
+		snprintf(count, sizeof(count), "%zu", free_slots);
+		rep = cmd(r, "XREADGROUP GROUP %s %s COUNT %s STREAMS %s %s", r->group, r->consumer,
+			  count, r->stream, r->hist_from);
 		if (rep && rep->type != REDIS_REPLY_ERROR) {
 			if (take_read(r, rep, 1, r->hist_from) < free_slots)
 				r->history = 0;
@@ -572,9 +579,11 @@ static void step(fl_trigger_redis *r)
 		nap(r, POLL_MS);
 		return;
 	}
-	rep = cmd(r, "XREADGROUP GROUP %s %s COUNT %zu BLOCK %d STREAMS %s >", r->group,
-		  r->consumer, free_slots < r->batch ? free_slots : (size_t)r->batch,
-		  r->nents ? POLL_MS : BLOCK_MS, r->stream);
+	snprintf(count, sizeof(count), "%zu",
+		 free_slots < r->batch ? free_slots : (size_t)r->batch);
+	snprintf(block, sizeof(block), "%d", r->nents ? POLL_MS : BLOCK_MS);
+	rep = cmd(r, "XREADGROUP GROUP %s %s COUNT %s BLOCK %s STREAMS %s >", r->group, r->consumer,
+		  count, block, r->stream);
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
 		/* NOGROUP (the group was destroyed) and the like: connect again, which
 		 * creates the group again, after a pause. */
@@ -615,7 +624,9 @@ static int connect_redis(fl_trigger_redis *r, char *why, size_t whylen)
 		freeReplyObject(rep);
 	}
 	if (r->db) {
-		rep = cmd(r, "SELECT %d", r->db);
+		char db[16];
+		snprintf(db, sizeof(db), "%d", r->db);
+		rep = cmd(r, "SELECT %s", db);
 		if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
 			goto fail;
 		freeReplyObject(rep);
@@ -661,21 +672,18 @@ static void *run(void *arg)
 				if (stopping(r))
 					break;
 				if (!outage)
-					fl_warn("triggers",
-						"function %s: cannot use Redis at %s (%s); retrying "
-						"until it answers",
-						r->fn, r->url, why);
+					fl_warn(
+					    "triggers",
+					    "function %s: cannot use Redis at %s (%s); retrying "
+					    "until it answers",
+					    r->fn, r->url, why);
 				outage = 1;
 				set_state(r, "connecting: %s", why);
 				nap(r, backoff);
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				backoff =
+				    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;
 			}
-			if (outage)
-				fl_info("triggers", "function %s: Redis at %s answers again", r->fn,
-					r->url);
-			outage = 0;
-			backoff = BACKOFF_MIN_MS;
 			r->last_error[0] = 0;
 			r->history = 1;
 			snprintf(r->hist_from, sizeof(r->hist_from), "0");
@@ -683,7 +691,15 @@ static void *run(void *arg)
 			set_state(r, "running");
 		}
 		step(r);
-		if (r->broken) {
+		if (!r->broken) {
+			/* Only a command that worked ends an outage: a server that accepts
+			 * connections and then fails them still backs off. */
+			if (outage)
+				fl_info("triggers", "function %s: Redis at %s answers again", r->fn,
+					r->url);
+			outage = 0;
+			backoff = BACKOFF_MIN_MS;
+		} else {
 			disconnect(r);
 			if (stopping(r))
 				break;
@@ -695,6 +711,7 @@ static void *run(void *arg)
 			outage = 1;
 			set_state(r, "connecting: %s", r->last_error);
 			nap(r, backoff);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 		}
 	}
 	disconnect(r);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "events/cron.h"
 
 #define MAX_TRIGGERS 64
@@ -91,6 +92,33 @@ static int url_field(json_t *o, const char *scheme, const char *dflt, size_t i, 
 	return 0;
 }
 
+/* A duration of at least lo_ms: "30s", "2m", or an integer number of seconds;
+ * written back as a string. */
+static int duration_field(json_t *o, const char *key, uint64_t lo_ms, const char *dflt, size_t i,
+			  const char *what, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+	uint64_t ms = 0;
+	char s[32];
+
+	if (v == NULL || json_is_null(v)) {
+		json_object_set_new(o, key, json_string(dflt));
+		return 0;
+	}
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		ms = (uint64_t)json_integer_value(v) * 1000;
+	else if (!json_is_string(v) || fl_parse_duration(json_string_value(v), &ms) < 0)
+		return bad(err, errlen,
+			   "triggers[%zu]%s.%s: must be a duration such as \"30s\" or \"2m\"", i,
+			   what, key);
+	if (ms < lo_ms)
+		return bad(err, errlen, "triggers[%zu]%s.%s: must be at least %llus", i, what, key,
+			   (unsigned long long)(lo_ms / 1000));
+	fl_format_duration(ms, s, sizeof(s));
+	json_object_set_new(o, key, json_string(s));
+	return 0;
+}
+
 static int cron_item(json_t *o, size_t i, char *err, size_t errlen)
 {
 	static const char *const fields[] = {"cron", "tz", "payload", "missed", NULL};
@@ -139,7 +167,8 @@ static int redis_item(json_t *o, size_t i, char *err, size_t errlen)
 	    (r = str(o, "dead_letter", 0, i, w, err, errlen)) < 0 ||
 	    (r = uint_field(o, "batch", 1, 1000, 10, i, w, err, errlen)) < 0 ||
 	    (r = uint_field(o, "concurrency", 1, 1000, 10, i, w, err, errlen)) < 0 ||
-	    (r = uint_field(o, "max_deliveries", 1, 1000, 5, i, w, err, errlen)) < 0)
+	    (r = uint_field(o, "max_deliveries", 1, 1000, 5, i, w, err, errlen)) < 0 ||
+	    (r = duration_field(o, "claim_after", 1000, "1m", i, w, err, errlen)) < 0)
 		return r;
 	return 0;
 }
@@ -212,10 +241,6 @@ int fl_trigger_spec_parse(const json_t *v, json_t **out, char *err, size_t errle
 			r = redis_item(json_object_get(item, "redis"), i, err, errlen);
 		else
 			r = nats_item(json_object_get(item, "nats"), i, err, errlen);
-		if (r == 0 && !json_object_get(item, "cron"))
-			r = bad(err, errlen,
-				"triggers[%zu]: %s triggers are planned but not available yet", i,
-				json_object_get(item, "redis") ? "Redis Streams" : "NATS");
 		if (r < 0)
 			break;
 	}

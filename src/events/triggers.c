@@ -1,6 +1,7 @@
 /* triggers.c -- a function's triggers as the spec declares them: kept across
  * deploys when unchanged, started and stopped otherwise; the cron trigger runs
- * here on the async loop and fires through the durable queue. */
+ * here on the async loop and fires through the durable queue; Redis Streams and
+ * NATS consumers run on threads of their own (trigger_redis.c, trigger_nats.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include "core/util.h"
 #include "events/async_int.h"
 #include "events/cron.h"
+#include "events/trigger_nats.h"
+#include "events/trigger_redis.h"
 
 /* Fire delay (actual - scheduled) buckets in milliseconds. */
 static const double delay_bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -25,6 +28,8 @@ struct fl_trig {
 	char *desc; /* the schedule and its zone, for listings */
 	json_t *spec;
 	char state[160];
+	fl_trigger_redis *redis;
+	fl_trigger_nats *nats;
 	/* cron */
 	struct fl_cron cron;
 	fl_tz *tz;
@@ -185,6 +190,8 @@ static void free_trig(uv_handle_t *h)
 static void trig_stop(struct fl_trig *t)
 {
 	t->stopped = 1;
+	fl_trigger_redis_stop(t->redis);
+	fl_trigger_nats_stop(t->nats);
 	if (t->desc) {
 		uv_timer_stop(&t->timer);
 		uv_close((uv_handle_t *)&t->timer, free_trig);
@@ -238,6 +245,11 @@ void fl_trig__apply(fl_async *a, const char *fn, json_t *arr)
 		t->last_ms = -1;
 		if (json_object_get(v, "cron"))
 			cron_start(a, t);
+		else if (json_object_get(v, "redis"))
+			t->redis = fl_trigger_redis_start(a, fn, json_object_get(v, "redis"));
+		else if (json_object_get(v, "nats"))
+			t->nats =
+			    fl_trigger_nats_start(a, fn, json_object_get(v, "nats"), a->gw_base);
 		else
 			snprintf(t->state, sizeof(t->state), "error: unsupported trigger");
 		t->next = fresh;
@@ -294,6 +306,10 @@ json_t *fl_trig__list(fl_async *a)
 			json_object_set_new(j, "next_ms", json_integer(t->next_ms));
 		if (t->last_ms >= 0)
 			json_object_set_new(j, "last_ms", json_integer(t->last_ms));
+		if (t->redis)
+			fl_trigger_redis_info(t->redis, j);
+		if (t->nats)
+			fl_trigger_nats_info(t->nats, j);
 		json_array_append_new(arr, j);
 	}
 	pthread_mutex_unlock(&a->tmu);
@@ -346,5 +362,13 @@ void fl_trig__metrics(fl_async *a, fl_buf *o)
 			      t->fn, t->desc, (double)atomic_load(&t->delay_sum_us) / 1e6, t->fn,
 			      t->desc, (unsigned long long)cum);
 	}
+	fl_trigger_redis_metrics_head(o);
+	for (t = a->trigs; t; t = t->next)
+		if (t->redis)
+			fl_trigger_redis_metrics(t->redis, o);
+	fl_trigger_nats_metrics_head(o);
+	for (t = a->trigs; t; t = t->next)
+		if (t->nats)
+			fl_trigger_nats_metrics(t->nats, o);
 	pthread_mutex_unlock(&a->tmu);
 }

@@ -65,7 +65,11 @@ typedef struct exch {
 	int req_done, early_done, head_sent, rpaused, rbody, rhead_sent, client_gone, up_nokeep;
 	int resp_done, status;
 	enum body_mode mode;
+	uv_buf_t wv[16]; /* response bytes gathered during one upstream read: one writev */
+	int nwv;
+	int qhead_pending; /* the instance's request head waits to go out with body bytes */
 	const char *bad; /* why the request head was refused, when llhttp would not say */
+	int rh_idx[8];   /* see classify() */
 } exch;
 
 struct gw_conn {
@@ -157,6 +161,55 @@ static void exch_put(exch *x)
 static const char *xs(const fl_buf *b, uint32_t off)
 {
 	return b->p + off;
+}
+
+/* The request fields flint itself looks at, found in one pass (by length
+ * first) when the head is complete; -1 when absent. */
+enum { RH_HOST, RH_EXPECT, RH_REQID, RH_XFF, RH_XFPROTO, RH_XFPREFIX, RH_N };
+
+static void classify(exch *x)
+{
+	int i;
+
+	for (i = 0; i < RH_N; i++)
+		x->rh_idx[i] = -1;
+	for (i = 0; i < x->nh; i++) {
+		const char *n = x->in.p + x->h[i].no;
+		switch (x->h[i].nl) {
+		case 4:
+			if (strncasecmp(n, "host", 4) == 0)
+				x->rh_idx[RH_HOST] = i;
+			break;
+		case 6:
+			if (strncasecmp(n, "expect", 6) == 0)
+				x->rh_idx[RH_EXPECT] = i;
+			break;
+		case 15:
+			if (strncasecmp(n, "x-forwarded-for", 15) == 0)
+				x->rh_idx[RH_XFF] = i;
+			break;
+		case 17:
+			if (strncasecmp(n, "x-forwarded-proto", 17) == 0)
+				x->rh_idx[RH_XFPROTO] = i;
+			break;
+		case 18:
+			if (strncasecmp(n, "x-flint-request-id", 18) == 0)
+				x->rh_idx[RH_REQID] = i;
+			else if (strncasecmp(n, "x-forwarded-prefix", 18) == 0)
+				x->rh_idx[RH_XFPREFIX] = i;
+			break;
+		}
+	}
+}
+
+static const char *rh(exch *x, int which, size_t *vl)
+{
+	int i = x->rh_idx[which];
+
+	if (i < 0)
+		return NULL;
+	*vl = x->h[i].vl;
+	return x->in.p + x->h[i].vo;
 }
 
 /* A request header's value by name, or NULL (len in *vl). */
@@ -588,12 +641,44 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 	return append_span(&x->rin, &x->rh[x->nrh - 1], 1, at, len);
 }
 
+static int ieq(const char *n, const char *lit, size_t l)
+{
+	return strncasecmp(n, lit, l) == 0;
+}
+
+/* Fields that belong to one hop (or that flint sets itself), by length first:
+ * this runs for every header of every request and response. */
 static int hop_by_hop(const char *n, size_t l)
 {
-	return fl_strncaseeq(n, l, "connection") || fl_strncaseeq(n, l, "keep-alive") ||
-	       fl_strncaseeq(n, l, "proxy-connection") || fl_strncaseeq(n, l, "te") ||
-	       fl_strncaseeq(n, l, "upgrade") || fl_strncaseeq(n, l, "trailer") ||
-	       fl_strncaseeq(n, l, "x-flint-request-id");
+	switch (l) {
+	case 2: return ieq(n, "te", 2);
+	case 7: return ieq(n, "upgrade", 7) || ieq(n, "trailer", 7);
+	case 10: return ieq(n, "connection", 10) || ieq(n, "keep-alive", 10);
+	case 16: return ieq(n, "proxy-connection", 16);
+	case 18: return ieq(n, "x-flint-request-id", 18);
+	default: return 0;
+	}
+}
+
+/* Appends a decimal number without printf (request heads are built per request). */
+static void buf_num(fl_buf *o, unsigned long v)
+{
+	char d[24];
+	int i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	fl_buf_append(o, d + i, sizeof(d) - (size_t)i);
+}
+
+static void buf_field(fl_buf *o, const char *name, size_t nl, const char *v, size_t vl)
+{
+	fl_buf_append(o, name, nl);
+	fl_buf_append(o, ": ", 2);
+	fl_buf_append(o, v, vl);
+	fl_buf_append(o, "\r\n", 2);
 }
 
 /* Builds the client's response head into x->rout. */
@@ -613,7 +698,9 @@ static int build_resp_head(gw_conn *c)
 	if (x->mode == B_PLAIN)
 		x->keepalive = 0;
 	fl_buf_reset(o);
-	fl_buf_printf(o, "HTTP/1.1 %d ", p->status_code);
+	fl_buf_append(o, "HTTP/1.1 ", 9);
+	buf_num(o, p->status_code);
+	fl_buf_append(o, " ", 1);
 	if (x->reason_l)
 		fl_buf_append(o, xs(&x->rin, x->reason_o), x->reason_l);
 	else
@@ -626,14 +713,11 @@ static int build_resp_head(gw_conn *c)
 			continue;
 		if (x->mode == B_PLAIN && fl_strncaseeq(n, nl, "transfer-encoding"))
 			continue;
-		fl_buf_append(o, n, nl);
-		fl_buf_puts(o, ": ");
-		fl_buf_append(o, xs(&x->rin, x->rh[i].vo), x->rh[i].vl);
-		fl_buf_puts(o, "\r\n");
+		buf_field(o, n, nl, xs(&x->rin, x->rh[i].vo), x->rh[i].vl);
 	}
 	if (x->mode == B_CHUNK)
 		fl_buf_puts(o, "Transfer-Encoding: chunked\r\n");
-	fl_buf_printf(o, "X-Flint-Request-Id: %s\r\n", x->id);
+	buf_field(o, "X-Flint-Request-Id", 18, x->id, strlen(x->id));
 	if (x->held)
 		fl_buf_printf(o, "Server-Timing: %s;dur=%.3f\r\n", x->cold ? "cold" : "queue",
 			      (double)x->cold_ns / 1e6);
@@ -646,14 +730,37 @@ static int build_resp_head(gw_conn *c)
 	return fl_buf_puts(o, "\r\n");
 }
 
+/* Client-bound bytes are gathered while an upstream read is parsed and sent
+ * with one writev at its end (out_flush); the pointers stay valid until then
+ * (the read buffer, x->rout, or static strings). */
+static void out_flush(gw_conn *c)
+{
+	exch *x = c->x;
+
+	if (x == NULL || x->nwv == 0)
+		return;
+	if (fl_gw__write((uv_stream_t *)&c->tcp, x->wv, (unsigned)x->nwv) < 0)
+		x->client_gone = 1; /* closed by the caller */
+	x->nwv = 0;
+}
+
+static void out_push(gw_conn *c, const char *p, size_t n)
+{
+	exch *x = c->x;
+
+	if (n == 0)
+		return;
+	if (x->nwv == (int)(sizeof(x->wv) / sizeof(x->wv[0])))
+		out_flush(c);
+	x->wv[x->nwv++] = uv_buf_init((char *)p, (unsigned)n);
+}
+
 static void write_resp_head(gw_conn *c)
 {
 	exch *x = c->x;
-	uv_buf_t b = uv_buf_init(x->rout.p, (unsigned)x->rout.len);
 
 	x->rhead_sent = 1;
-	if (fl_gw__write((uv_stream_t *)&c->tcp, &b, 1) < 0)
-		x->client_gone = 1; /* closed by the caller once the parser returns */
+	out_push(c, x->rout.p, x->rout.len);
 }
 
 static int resp_overloaded(exch *x)
@@ -702,14 +809,16 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
 	if (x->mode == B_RAW)
 		return 0;
 	if (x->mode == B_CHUNK) {
+		/* The chunk-size line lives on the stack: send what is gathered now. */
 		int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+		out_flush(c);
 		b[0] = uv_buf_init(sz, (unsigned)n);
 		b[1] = uv_buf_init((char *)at, (unsigned)len);
 		b[2] = uv_buf_init("\r\n", 2);
 		return fl_gw__write((uv_stream_t *)&c->tcp, b, 3) < 0 ? -1 : 0;
 	}
-	b[0] = uv_buf_init((char *)at, (unsigned)len);
-	return fl_gw__write((uv_stream_t *)&c->tcp, b, 1) < 0 ? -1 : 0;
+	out_push(c, at, len);
+	return 0;
 }
 
 static int on_resp_complete(llhttp_t *p)
@@ -719,10 +828,8 @@ static int on_resp_complete(llhttp_t *p)
 
 	if (p->status_code < 200 && p->status_code != 101)
 		return 0;
-	if (x->mode == B_CHUNK) {
-		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-		fl_gw__write((uv_stream_t *)&c->tcp, &b, 1);
-	}
+	if (x->mode == B_CHUNK)
+		out_push(c, "0\r\n\r\n", 5);
 	x->resp_done = 1;
 	return HPE_PAUSED;
 }
@@ -776,16 +883,12 @@ static void up_on_data(void *o, const char *p, size_t n)
 			snprintf(msg, sizeof(msg), "instance i-%llu sent a malformed response: %s",
 				 (unsigned long long)x->inst->id,
 				 llhttp_get_error_reason(&c->resp));
+			out_flush(c);
 			fail_upstream(c, 502, msg);
 			return;
 		}
-		if (in_body && x->mode == B_RAW && k) {
-			uv_buf_t b = uv_buf_init((char *)start, (unsigned)k);
-			if (fl_gw__write((uv_stream_t *)&c->tcp, &b, 1) < 0) {
-				conn_close(c);
-				return;
-			}
-		}
+		if (in_body && x->mode == B_RAW && k)
+			out_push(c, start, k);
 		if (x->client_gone) {
 			conn_close(c);
 			return;
@@ -796,6 +899,11 @@ static void up_on_data(void *o, const char *p, size_t n)
 	}
 	if (c->closing)
 		return;
+	out_flush(c);
+	if (x->client_gone) {
+		conn_close(c);
+		return;
+	}
 	if (x->resp_done) {
 		/* Anything after the response is a protocol error: do not reuse. */
 		if (off < n)
@@ -811,18 +919,22 @@ static void up_on_ready(void *o)
 {
 	gw_conn *c = o;
 	exch *x = c->x;
-	uv_buf_t b = uv_buf_init(x->out.p, (unsigned)x->out.len);
 
-	if (fl_gw__write(fl_up_stream(x->up), &b, 1) < 0) {
-		fail_upstream(c, 502, "cannot write to the instance");
-		return;
-	}
+	/* The head goes out with the first body bytes if they are already here
+	 * (one write instead of two), else alone right below. */
 	x->head_sent = 1;
+	x->qhead_pending = 1;
 	if (x->expect && !x->req_done) {
 		uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
 		fl_gw__write((uv_stream_t *)&c->tcp, &cont, 1);
 	}
 	drive(c);
+	if (!c->closing && c->x == x && x->qhead_pending && x->up) {
+		uv_buf_t b = uv_buf_init(x->out.p, (unsigned)x->out.len);
+		x->qhead_pending = 0;
+		if (fl_gw__write(fl_up_stream(x->up), &b, 1) < 0)
+			fail_upstream(c, 502, "cannot write to the instance");
+	}
 }
 
 static void retry_fresh(gw_conn *c);
@@ -835,10 +947,9 @@ static void up_on_eof(void *o, int err)
 
 	if (x->rbody && !x->resp_done && err == UV_EOF && llhttp_message_needs_eof(&c->resp)) {
 		/* A close-delimited body ends here. */
-		if (x->mode == B_CHUNK) {
-			uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-			fl_gw__write((uv_stream_t *)&c->tcp, &b, 1);
-		}
+		if (x->mode == B_CHUNK)
+			out_push(c, "0\r\n\r\n", 5);
+		out_flush(c);
 		x->resp_done = 1;
 		x->up_nokeep = 1;
 		finish(c);
@@ -912,7 +1023,8 @@ static int build_req_head(gw_conn *c)
 	int i;
 
 	fl_buf_reset(o);
-	fl_buf_printf(o, "%s ", llhttp_method_name((llhttp_method_t)c->req.method));
+	fl_buf_puts(o, llhttp_method_name((llhttp_method_t)c->req.method));
+	fl_buf_append(o, " ", 1);
 	if (x->route.target_slash)
 		fl_buf_puts(o, "/");
 	fl_buf_append(o, x->route.target, x->route.target_len);
@@ -920,29 +1032,26 @@ static int build_req_head(gw_conn *c)
 	for (i = 0; i < x->nh; i++) {
 		const char *n = xs(&x->in, x->h[i].no);
 		size_t nl = x->h[i].nl;
-		if (hop_by_hop(n, nl) || fl_strncaseeq(n, nl, "expect") ||
-		    fl_strncaseeq(n, nl, "x-forwarded-proto") ||
-		    fl_strncaseeq(n, nl, "x-forwarded-prefix"))
+		if (hop_by_hop(n, nl) || i == x->rh_idx[RH_EXPECT] || i == x->rh_idx[RH_XFPROTO] ||
+		    i == x->rh_idx[RH_XFPREFIX])
 			continue;
-		if (fl_strncaseeq(n, nl, "x-forwarded-for")) {
+		if (i == x->rh_idx[RH_XFF]) {
 			xff = xs(&x->in, x->h[i].vo);
 			xffl = x->h[i].vl;
 			continue;
 		}
-		fl_buf_append(o, n, nl);
-		fl_buf_puts(o, ": ");
-		fl_buf_append(o, xs(&x->in, x->h[i].vo), x->h[i].vl);
-		fl_buf_puts(o, "\r\n");
+		buf_field(o, n, nl, xs(&x->in, x->h[i].vo), x->h[i].vl);
 	}
-	if (xff)
-		fl_buf_printf(o, "X-Forwarded-For: %.*s, %s\r\n", (int)xffl, xff, c->peer);
-	else
-		fl_buf_printf(o, "X-Forwarded-For: %s\r\n", c->peer);
-	fl_buf_puts(o, "X-Forwarded-Proto: http\r\n");
+	fl_buf_puts(o, "X-Forwarded-For: ");
+	if (xff) {
+		fl_buf_append(o, xff, xffl);
+		fl_buf_append(o, ", ", 2);
+	}
+	fl_buf_puts(o, c->peer);
+	fl_buf_puts(o, "\r\nX-Forwarded-Proto: http\r\n");
 	if (x->route.prefix_len)
-		fl_buf_printf(o, "X-Forwarded-Prefix: %.*s\r\n", (int)x->route.prefix_len,
-			      x->route.prefix);
-	fl_buf_printf(o, "X-Flint-Request-Id: %s\r\n", x->id);
+		buf_field(o, "X-Forwarded-Prefix", 18, x->route.prefix, x->route.prefix_len);
+	buf_field(o, "X-Flint-Request-Id", 18, x->id, strlen(x->id));
 	return fl_buf_puts(o, "\r\n");
 }
 
@@ -1067,7 +1176,7 @@ static void retry_waiter(gw_waiter *w)
 static void set_request_id(exch *x)
 {
 	size_t vl, i;
-	const char *v = req_header(x, "x-flint-request-id", &vl);
+	const char *v = rh(x, RH_REQID, &vl);
 
 	if (v && vl > 0 && vl < sizeof(x->id)) {
 		for (i = 0; i < vl; i++) {
@@ -1265,11 +1374,12 @@ static void start_request(gw_conn *c)
 	size_t hl = 0, el;
 	const char *ex;
 
+	classify(x);
 	if (c->req.upgrade && try_h2c_upgrade(c))
 		return;
 	set_request_id(x);
-	host = req_header(x, "host", &hl);
-	ex = req_header(x, "expect", &el);
+	host = rh(x, RH_HOST, &hl);
+	ex = rh(x, RH_EXPECT, &el);
 	x->expect = ex && fl_strncaseeq(ex, el, "100-continue");
 	fl_route_request(xs(&x->in, x->url_o), x->url_l, host, hl, c->gw->opts->domain, &x->route);
 	switch (x->route.kind) {
@@ -1337,6 +1447,13 @@ static void forward_body(gw_conn *c, const char *p, size_t n)
 		return;
 	}
 	x->body_sent += n;
+	if (x->qhead_pending) {
+		uv_buf_t hb[2] = {uv_buf_init(x->out.p, (unsigned)x->out.len), b};
+		x->qhead_pending = 0;
+		if (fl_gw__write(fl_up_stream(x->up), hb, 2) < 0)
+			fail_upstream(c, 502, "cannot write the request to the instance");
+		return;
+	}
 	if (fl_gw__write(fl_up_stream(x->up), &b, 1) < 0)
 		fail_upstream(c, 502, "cannot write the request body to the instance");
 }
@@ -1389,15 +1506,19 @@ static void stash(gw_conn *c, const char *p, size_t n)
 
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
+/* Reading goes on during an exchange (stopping and starting it would cost two
+ * epoll_ctl calls per request); what arrives before it can be used is held in
+ * pend, up to one read buffer, and reading stops only then -- or while a
+ * request body is waiting for its instance to take more. */
 static int wants_read(gw_conn *c)
 {
-	if (c->closing || c->pend_off < c->pend_len)
+	if (c->closing || c->state == C_LOCAL)
 		return 0;
-	if (c->state == C_HEAD || c->state == C_BODY)
-		return 1;
-	if (c->state == C_FORWARD && c->x && c->x->head_sent && !c->x->req_done && c->x->up)
+	if (c->pend_len - c->pend_off >= GW_READ_BUF)
+		return 0;
+	if (c->state == C_FORWARD && c->x && !c->x->req_done && c->x->head_sent && c->x->up)
 		return fl_up_stream(c->x->up)->write_queue_size <= GW_WQ_HIGH;
-	return 0;
+	return 1;
 }
 
 static void update_reading(gw_conn *c)
@@ -1656,7 +1777,8 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		size_t k;
 		if (c->state == C_HEAD && (c->x == NULL || c->x->t_start == 0))
 			timer_start(&c->timer, gw->opts->header_timeout_ms);
-		k = feed(c, buf->base, (size_t)n);
+		/* Bytes held back come first. */
+		k = c->pend_off < c->pend_len ? 0 : feed(c, buf->base, (size_t)n);
 		if (!c->closing && k < (size_t)n)
 			stash(c, buf->base + k, (size_t)n - k);
 		if (!c->closing)

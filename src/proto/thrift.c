@@ -41,7 +41,7 @@ struct fl_thrift {
 	gw_conn *conn;
 	uv_stream_t *tcp;
 	const char *peer;
-	char fixed[64]; /* the dedicated port's function, or "" */
+	char fixed[64];	 /* the dedicated port's function, or "" */
 	char sticky[64]; /* the function of this connection's last routed call */
 	fl_buf in;
 	tcall *cur;
@@ -147,7 +147,8 @@ static void call_end(tcall *k, int keep_up)
 }
 
 /* Answers the call with a TApplicationException in the client's framing. */
-static void call_fail(tcall *k, int type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void call_fail(tcall *k, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void call_fail(tcall *k, int type, const char *fmt, ...)
 {
 	fl_thrift *t = k->t;
@@ -386,8 +387,8 @@ static void call_dispatch(tcall *k)
 		if (!k->held) {
 			if (atomic_fetch_add(&fn->stats->queued, 1) >= (long)fn->queue_max) {
 				atomic_fetch_sub(&fn->stats->queued, 1);
-				call_fail(k, 6, "function %s is at capacity (queue.max %u)", fn->name,
-					  fn->queue_max);
+				call_fail(k, 6, "function %s is at capacity (queue.max %u)",
+					  fn->name, fn->queue_max);
 				return;
 			}
 			atomic_fetch_add(&fn->stats->held, 1);
@@ -506,11 +507,11 @@ static void process(fl_thrift *t)
 	if (size < 0) {
 		char why[96];
 		snprintf(why, sizeof(why), "frame length %u is invalid or over %u bytes",
-			 t->in.len >= 4 ? ((unsigned)(uint8_t)t->in.p[0] << 24) |
-					      ((unsigned)(uint8_t)t->in.p[1] << 16) |
-					      ((unsigned)(uint8_t)t->in.p[2] << 8) |
-					      (uint8_t)t->in.p[3]
-					: 0,
+			 t->in.len >= 4
+			     ? ((unsigned)(uint8_t)t->in.p[0] << 24) |
+				   ((unsigned)(uint8_t)t->in.p[1] << 16) |
+				   ((unsigned)(uint8_t)t->in.p[2] << 8) | (uint8_t)t->in.p[3]
+			     : 0,
 			 TH_MAX_FRAME);
 		close_conn(t, why);
 		return;
@@ -581,7 +582,7 @@ static void splice_up_drain(void *o)
 }
 
 static const struct gw_up_ops splice_ops = {splice_up_ready, splice_up_data, splice_up_eof,
-					     splice_up_drain};
+					    splice_up_drain};
 
 static void splice_retry(gw_waiter *w)
 {
@@ -688,11 +689,12 @@ static int th_on_read(void *s, const char *p, size_t n)
 		int f = fl_tw_sniff((const uint8_t *)p, n);
 		if (f == FL_TW_UNFRAMED_BINARY || f == FL_TW_UNFRAMED_COMPACT) {
 			if (t->fixed[0] == '\0') {
-				fl_info("thrift",
-					"closing the connection from %s: an unframed (buffered) Thrift "
-					"client carries no service name; use the function's dedicated "
-					"port (thrift.port)",
-					t->peer);
+				fl_info(
+				    "thrift",
+				    "closing the connection from %s: an unframed (buffered) Thrift "
+				    "client carries no service name; use the function's dedicated "
+				    "port (thrift.port)",
+				    t->peer);
 				return -1;
 			}
 			t->splice = 1;

@@ -188,7 +188,8 @@ static int parse_ttheader(struct cur *c, struct fl_tw_msg *m, const char **why)
 				} else if (ik == 12) {
 					uint32_t t = 0;
 					int d;
-					for (d = 0; d < vl && d < 9 && val[d] >= '0' && val[d] <= '9'; d++)
+					for (d = 0;
+					     d < vl && d < 9 && val[d] >= '0' && val[d] <= '9'; d++)
 						t = t * 10 + (uint32_t)(val[d] - '0');
 					m->timeout_ms = t;
 				}
@@ -299,8 +300,8 @@ int fl_tw_parse(const uint8_t *p, size_t n, struct fl_tw_msg *m, const char **wh
 		pl = p + 14 + hsize;
 		pn = n - 14 - hsize;
 		if (pn >= 6 && m->proto != FL_TW_PROTOBUF &&
-		    ((m->proto == FL_TW_BINARY && !(pl[0] == 0x80 && pl[1] == 0x01) && pl[4] == 0x80 &&
-		      pl[5] == 0x01) ||
+		    ((m->proto == FL_TW_BINARY && !(pl[0] == 0x80 && pl[1] == 0x01) &&
+		      pl[4] == 0x80 && pl[5] == 0x01) ||
 		     (m->proto == FL_TW_COMPACT && pl[0] != 0x82 && pl[4] == 0x82))) {
 			m->payload_framed = 1;
 			pl += 4;

@@ -696,3 +696,6 @@ def test_cold_start_100_parallel_first_calls(flint, gen, tmp_path):
         got = list(ex.map(one, range(100)))
     assert got == ["cold %d" % i for i in range(100)]
     assert metrics(flint).get(("thrift-cold", "reply"), 0) >= 100
+    held = re.search(r'^flint_requests_held_total\{function="thrift-cold"\} (\d+)$',
+                     flint.gw("/metrics").text, re.M)
+    assert held and int(held.group(1)) >= 1, "no call was held for the cold start"

@@ -211,8 +211,7 @@ static void test_frame_size(void **state)
 	/* Invalid lengths are refused from the four length bytes alone. */
 	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\x80\0\0\x10", 4, 1 << 20), -1);
 	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\x7f\xff\xff\xff", 4, 16u << 20), -1);
-	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\xff\xff\xff\xff", 4, 0xffffffffu),
-			 -1);
+	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\xff\xff\xff\xff", 4, 0xffffffffu), -1);
 	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\0\0\0\0", 4, 1 << 20), -1);
 	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\0\x01\0\0", 4, 1 << 20), 0);
 	assert_int_equal(fl_tw_frame_size((const uint8_t *)"\0\x01\0\x01", 4, 1 << 16), -1);
@@ -825,8 +824,8 @@ static void test_multiplexed(void **state)
 
 /* Reads the TApplicationException struct that follows a message header at p
  * (end at e), in either protocol, independently of the writer. */
-static void read_exception(const uint8_t *p, const uint8_t *e, enum fl_tw_proto proto,
-			   char *text, size_t tcap, int *type)
+static void read_exception(const uint8_t *p, const uint8_t *e, enum fl_tw_proto proto, char *text,
+			   size_t tcap, int *type)
 {
 	*type = -1;
 	text[0] = '\0';
@@ -968,7 +967,8 @@ static void exception_roundtrip(const char *name, enum fl_tw_framing framing,
 		assert_int_equal(rep.payload_framed, payload_framed);
 		if (payload_framed) {
 			/* The inner length covers exactly the message. */
-			const uint8_t *lenp = (const uint8_t *)out.p + 14 + 4 * be16((const uint8_t *)out.p + 12);
+			const uint8_t *lenp =
+			    (const uint8_t *)out.p + 14 + 4 * be16((const uint8_t *)out.p + 12);
 			assert_int_equal(be32(lenp), (const uint8_t *)out.p + out.len - (lenp + 4));
 		}
 	}
