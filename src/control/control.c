@@ -120,15 +120,77 @@ static void need_cb(void *ctx, const char *fn, size_t len)
 	uv_async_send(&ctl->msg_async);
 }
 
+/* The gateway's offload hook: async requests go to the async thread, the
+ * OpenFaaS-compatible /system API to the control thread (copied, queued). */
+static void offload_cb(void *ctx, const struct fl_offload_req *req)
+{
+	fl_ctl *ctl = ctx;
+	struct ctl_sysreq *r;
+
+	if (req->kind != FL_OFFLOAD_SYSTEM) {
+		fl_async_offload(ctl->async, req);
+		return;
+	}
+	r = fl_xcalloc(1, sizeof(*r));
+	r->method = fl_xstrdup(req->method);
+	r->target = fl_xstrdup(req->target);
+	r->headers = fl_xstrndup(req->headers, req->headers_len);
+	r->headers_len = req->headers_len;
+	r->body = fl_xmalloc(req->body_len + 1);
+	memcpy(r->body, req->body, req->body_len);
+	r->body[req->body_len] = '\0';
+	r->body_len = req->body_len;
+	r->request_id = fl_xstrdup(req->request_id);
+	r->cookie = req->cookie;
+	r->thread = req->thread;
+	pthread_mutex_lock(&ctl->msg_mu);
+	r->next = ctl->sysreqs;
+	ctl->sysreqs = r;
+	pthread_mutex_unlock(&ctl->msg_mu);
+	uv_async_send(&ctl->msg_async);
+}
+
+static void run_sysreqs(fl_ctl *ctl, struct ctl_sysreq *r)
+{
+	/* The list is newest first: answer in arrival order. */
+	struct ctl_sysreq *rev = NULL, *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		r->next = rev;
+		rev = r;
+	}
+	for (r = rev; r; r = next) {
+		next = r->next;
+		if (ctl->stopping) {
+			static const char msg[] = "{\"error\": \"flint is shutting down\"}\n";
+			fl_gateway_offload_done(r->thread, r->cookie, 503, "application/json", msg,
+						sizeof(msg) - 1, NULL);
+		} else {
+			ctl_openfaas(ctl, r);
+		}
+		free(r->method);
+		free(r->target);
+		free(r->headers);
+		free(r->body);
+		free(r->request_id);
+		free(r);
+	}
+}
+
 static void on_msgs(uv_async_t *a)
 {
 	fl_ctl *ctl = a->data;
 	struct ctl_msg *m, *next;
+	struct ctl_sysreq *sys;
 
 	pthread_mutex_lock(&ctl->msg_mu);
 	m = ctl->msgs;
 	ctl->msgs = NULL;
+	sys = ctl->sysreqs;
+	ctl->sysreqs = NULL;
 	pthread_mutex_unlock(&ctl->msg_mu);
+	run_sysreqs(ctl, sys);
 	for (; m; m = next) {
 		ctl_fn *fn = ctl->stopping ? NULL : ctl_fn_find(ctl, m->name);
 		next = m->next;
@@ -452,8 +514,8 @@ int fl_serve_main(int argc, char **argv)
 	gopts.max_header = 32 * 1024;
 	gopts.need = need_cb;
 	gopts.ctx = ctl;
-	gopts.offload = fl_async_offload;
-	gopts.offload_ctx = ctl->async;
+	gopts.offload = offload_cb;
+	gopts.offload_ctx = ctl;
 	fl_metrics_set_extra(fl_async_metrics_hook, ctl->async);
 	if (fl_gateway_start(&gopts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "flint: %s\n", err);

@@ -77,6 +77,16 @@ struct ctl_msg {
 	char name[64];
 };
 
+/* A /system/... request from the gateway (the OpenFaaS-compatible API), copied
+ * for the control thread; answered with fl_gateway_offload_done(thread, cookie). */
+struct ctl_sysreq {
+	struct ctl_sysreq *next;
+	char *method, *target, *headers, *body, *request_id;
+	size_t headers_len, body_len;
+	void *cookie;
+	int thread;
+};
+
 typedef struct fl_ctl {
 	uv_loop_t *loop;
 	char *data_dir;
@@ -97,6 +107,7 @@ typedef struct fl_ctl {
 	uv_async_t msg_async;
 	pthread_mutex_t msg_mu;
 	struct ctl_msg *msgs;
+	struct ctl_sysreq *sysreqs;
 	uv_signal_t sigterm, sigint;
 	int stopping;
 	uint64_t stop_deadline_ms;
@@ -128,6 +139,9 @@ const char *ctl_inst_state_name(enum inst_state s);
 /* Stops every instance (drain first when graceful). */
 void ctl_stop_all(fl_ctl *ctl);
 int ctl_count_instances(fl_ctl *ctl);
+
+/* openfaas.c: answers one /system/... request (OpenFaaS's JSON field names). */
+void ctl_openfaas(fl_ctl *ctl, const struct ctl_sysreq *r);
 
 /* admin_api.c */
 void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp);

@@ -12,6 +12,7 @@
 enum fl_offload_kind {
 	FL_OFFLOAD_ASYNC, /* POST|any /async-function/NAME[/rest]: enqueue, answer 202 */
 	FL_OFFLOAD_QUERY, /* GET /requests/ID[/result]: read the async queue */
+	FL_OFFLOAD_SYSTEM, /* /system/...: the OpenFaaS-compatible API (control thread) */
 };
 
 struct fl_offload_req {

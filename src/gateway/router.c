@@ -99,6 +99,9 @@ enum fl_route_kind fl_route_request(const char *url, size_t url_len, const char 
 	if (url_len >= 9 && memcmp(url, "/requests", 9) == 0 &&
 	    (url_len == 9 || url[9] == '/' || url[9] == '?'))
 		return out->kind = FL_ROUTE_REQUESTS;
+	if (url_len >= 7 && memcmp(url, "/system", 7) == 0 &&
+	    (url_len == 7 || url[7] == '/' || url[7] == '?'))
+		return out->kind = FL_ROUTE_SYSTEM;
 
 	if (domain && *domain && host && host_len) {
 		size_t hl, dl = strlen(domain);

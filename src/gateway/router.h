@@ -13,6 +13,7 @@ enum fl_route_kind {
 	FL_ROUTE_NOTFOUND, /* nothing matched */
 	FL_ROUTE_ASYNC,    /* /async-function/NAME[/rest]: like FUNCTION, queued */
 	FL_ROUTE_REQUESTS, /* /requests[/...]: the async queue's requests */
+	FL_ROUTE_SYSTEM,   /* /system[/...]: the OpenFaaS-compatible API */
 	FL_ROUTE_BADNAME,  /* /function/ with an empty or invalid name */
 };
 

@@ -1238,7 +1238,7 @@ static void offload_now(gw_conn *c)
 		fl_buf_append(&t, x->route.target, x->route.target_len);
 		target = fl_buf_steal(&t);
 	} else {
-		r.kind = FL_OFFLOAD_QUERY;
+		r.kind = x->route.kind == FL_ROUTE_SYSTEM ? FL_OFFLOAD_SYSTEM : FL_OFFLOAD_QUERY;
 		target = fl_xstrndup(xs(&x->in, x->url_o), x->url_l);
 	}
 	r.method = llhttp_method_name((llhttp_method_t)c->req.method);
@@ -1397,6 +1397,7 @@ static void start_request(gw_conn *c)
 		return;
 	case FL_ROUTE_ASYNC:
 	case FL_ROUTE_REQUESTS:
+	case FL_ROUTE_SYSTEM:
 		start_offload(c);
 		return;
 	case FL_ROUTE_FUNCTION:
