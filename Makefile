@@ -6,6 +6,7 @@
 #   make test       unit tests (cmocka) then integration tests (pytest, real daemon)
 #   make bench      side-by-side benchmarks (see bench/)
 #   make fmt        clang-format every source file in place; make fmt-check for CI
+#   make fuzz       libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS; fuzz-smoke: 10 s each
 #   make SANITIZE=1 address+undefined sanitizers
 
 CC      ?= cc
@@ -26,17 +27,17 @@ endif
 
 LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp -lhiredis -lnats
 
-CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o \
+CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o core/base64.o \
             net/listen.o net/httpd.o
 DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
             gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http2.o proto/thrift.o proto/thrift_wire.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/autoscaler.o \
-            control/logstore.o control/probe.o control/openfaas.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
+            control/logstore.o control/probe.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
             runtime/seccomp.o obs/metrics.o
 EVENTS_OBJ := events/async.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
             events/trigger_redis.o events/trigger_nats.o
-CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o cli/cmd_new.o
+CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o cli/cmd_new.o cli/cmd_versions.o cli/cmd_secret.o cli/cmd_top.o
 MAIN_OBJ := main.o
 LLHTTP_OBJ := llhttp/llhttp.o llhttp/api.o llhttp/http.o
 
@@ -50,7 +51,7 @@ UNIT_BIN := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 
 EXAMPLES := examples/hello-c/hello
 
-.PHONY: all deps run test unit integration bench fmt fmt-check clean examples
+.PHONY: all deps run test unit integration bench fmt fmt-check clean examples fuzz fuzz-smoke fuzz-build
 
 all: bin/flint examples
 
@@ -95,7 +96,51 @@ test: unit integration
 bench: all
 	@sh bench/run.sh
 
-SRC_FILES = $(shell find src tests/unit bench examples -name '*.[ch]')
+# Fuzzing (clang + libFuzzer). Targets that #include the parser's .c link the
+# small base; fuzz_sniff reaches the codec table, so it links the whole daemon.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FZ           := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu17 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Isrc \
+                -I$(LLHTTP_INC) -MMD -MP -pthread $(FUZZ_SAN)
+FUZZ_TARGETS := fuzz_thrift_wire fuzz_router fuzz_spec fuzz_yaml fuzz_cron fuzz_sniff \
+                fuzz_http1_head fuzz_httpd_request
+FUZZ_BIN     := $(addprefix $(FZ)/,$(FUZZ_TARGETS))
+FUZZ_BASE    := $(addprefix $(FZ)/obj/,core/log.o core/util.o core/buf.o core/sha256.o $(LLHTTP_OBJ))
+FUZZ_LIB     := $(addprefix $(FZ)/obj/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ))
+
+$(FZ)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -I$(LLHTTP_INC) -MMD -MP -c -o $@ $<
+
+$(FZ)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FZ)/fuzz_sniff: tests/fuzz/fuzz_sniff.c $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LIBS)
+
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BASE)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -o $@ $< $(FUZZ_BASE) $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# New inputs go to build-fuzz/corpus/T; the seeds in tests/fuzz/corpus/T stay as they are.
+# A crash leaves build-fuzz/crash-T-* and fails the run.
+fuzz: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p $(FZ)/corpus/$$t; \
+	  $(FZ)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FZ)/crash-$$t- $(FZ)/corpus/$$t tests/fuzz/corpus/$$t 2>$(FZ)/$$t.log \
+	    || { tail -40 $(FZ)/$$t.log; exit 1; }; \
+	  grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec' $(FZ)/$$t.log; done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+SRC_FILES = $(shell find src tests/unit tests/fuzz bench examples -name '*.[ch]')
 fmt:
 	clang-format -i $(SRC_FILES)
 
@@ -103,6 +148,6 @@ fmt-check:
 	clang-format --dry-run -Werror $(SRC_FILES)
 
 clean:
-	rm -rf build build-san bin $(EXAMPLES)
+	rm -rf build build-san build-fuzz bin $(EXAMPLES)
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+-include $(shell find build build-san build-fuzz -name '*.d' 2>/dev/null)

@@ -291,6 +291,17 @@ static char *no_proxy_list(void)
 	return fl_buf_steal(&b);
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	fl_cli__http *h = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	h->progress(h->progress_arg, (long long)ulnow, (long long)ultotal);
+	return 0;
+}
+
 int fl_cli__perform(fl_cli__http *h)
 {
 	CURL *curl = curl_easy_init();
@@ -321,6 +332,11 @@ int fl_cli__perform(fl_cli__http *h)
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	if (h->connect_timeout_s > 0)
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)h->connect_timeout_s);
+	if (h->progress) {
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (strcmp(h->method, "HEAD") == 0) {
 		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
 	} else {
@@ -380,6 +396,8 @@ static long admin_call(fl_cli__ctx *c, const char *method, const char *path,
 	    .connect_timeout_s = 5,
 	    .sink = sink,
 	    .sink_arg = sink_arg,
+	    .progress = body ? c->upload_progress : NULL,
+	    .progress_arg = c->upload_progress_arg,
 	};
 	long status = -1;
 	if (fl_cli__perform(&h) < 0) {

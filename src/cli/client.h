@@ -21,6 +21,9 @@ typedef struct fl_cli__ctx {
 	char *token;	    /* NULL when none was found */
 	char *token_source; /* "FLINT_TOKEN" or the token file's path */
 	int token_read_err; /* errno from reading the token file, 0 if read or absent */
+	/* If set, told how much of each admin request body was sent (for a progress line). */
+	void (*upload_progress)(void *arg, long long sent, long long total);
+	void *upload_progress_arg;
 } fl_cli__ctx;
 
 /* One command-line option of a verb. has_arg: 0 flag, 1 needs a value. */
@@ -93,6 +96,8 @@ typedef struct fl_cli__http {
 	int connect_timeout_s;	    /* 0: libcurl's default */
 	fl_cli__sink sink;	    /* called with the body of 2xx answers as it arrives */
 	void *sink_arg;
+	void (*progress)(void *arg, long long sent, long long total); /* upload, or NULL */
+	void *progress_arg;
 	/* out */
 	long status;	      /* 0 if no answer came */
 	fl_buf resp;	      /* the body when not given to sink; caller frees */
@@ -151,9 +156,14 @@ int fl_cli__info(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__logs(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__invoke(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__requests(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__versions(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__rollback(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__traffic(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__triggers(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__new(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__templates(fl_cli__ctx *c, int argc, char **argv);
 int fl_cli__completion(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__secret(fl_cli__ctx *c, int argc, char **argv);
+int fl_cli__top(fl_cli__ctx *c, int argc, char **argv);
 
 #endif

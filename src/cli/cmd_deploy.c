@@ -497,6 +497,35 @@ out:
 	return rc;
 }
 
+/* Uploads over this size show their progress on stderr. */
+#define PROGRESS_MIN (1u << 20)
+
+struct progress {
+	int last; /* percent last shown, -1 for none */
+};
+
+static void progress_line(long long sent, long long total, int pct)
+{
+	fprintf(stderr, "\ruploading code: %3d%% (%.1f of %.1f MiB)", pct, (double)sent / 1048576.0,
+		(double)total / 1048576.0);
+	fflush(stderr);
+}
+
+/* A terminal sees the line redrawn at each new percent. */
+static void on_progress(void *arg, long long sent, long long total)
+{
+	struct progress *p = arg;
+	int pct;
+
+	if (total <= 0)
+		return;
+	pct = (int)(sent * 100 / total);
+	if (pct == p->last)
+		return;
+	p->last = pct;
+	progress_line(sent, total, pct);
+}
+
 /* Makes sure the daemon holds the blob; *uploaded says whether it was sent. */
 static int upload(fl_cli__ctx *c, const fl_buf *code, const char *digest, int *uploaded)
 {
@@ -517,8 +546,19 @@ static int upload(fl_cli__ctx *c, const fl_buf *code, const char *digest, int *u
 		goto out;
 	}
 	fl_buf_reset(&resp);
+	struct progress prog = {-1};
+	int big = code->len > PROGRESS_MIN, tty = big && isatty(STDERR_FILENO);
+	if (tty) {
+		c->upload_progress = on_progress;
+		c->upload_progress_arg = &prog;
+	}
 	st = fl_cli__admin_raw(c, "POST", "/v1/blobs", "application/gzip", code->p, code->len,
 			       &resp);
+	c->upload_progress = NULL;
+	if (tty && prog.last >= 0)
+		fputc('\n', stderr);
+	else if (big && st >= 200 && st < 300)
+		fprintf(stderr, "uploaded code: %.1f MiB\n", (double)code->len / 1048576.0);
 	if (st < 0)
 		goto out;
 	if (st < 200 || st >= 300) {

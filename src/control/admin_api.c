@@ -7,6 +7,7 @@
 
 #include "control/blobs.h"
 #include "control/ctl.h"
+#include "control/secrets.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -84,6 +85,22 @@ static json_t *fn_summary(ctl_fn *fn)
 			    json_integer((json_int_t)atomic_load(&fn->stats->spills)));
 	json_object_set_new(j, "overloads",
 			    json_integer((json_int_t)atomic_load(&fn->stats->overloads)));
+	json_object_set_new(j, "errors",
+			    json_integer((json_int_t)atomic_load(&fn->stats->status[5])));
+	json_object_set_new(j, "cold_starts",
+			    json_integer((json_int_t)atomic_load(&fn->stats->cold_starts)));
+	{
+		/* Per-bucket request durations (not cumulative, the last one past every bound),
+		 * so a client can compute percentiles over any interval from two readings. */
+		json_t *le = json_array(), *per = json_array();
+		for (int b = 0; b <= FL_HIST_BUCKETS; b++) {
+			if (b < FL_HIST_BUCKETS)
+				json_array_append_new(le, json_real(fl_hist_bounds[b]));
+			json_array_append_new(
+			    per, json_integer((json_int_t)atomic_load(&fn->stats->latency.count[b])));
+		}
+		json_object_set_new(j, "latency", json_pack("{s:o, s:o}", "le", le, "counts", per));
+	}
 	return j;
 }
 
@@ -132,14 +149,95 @@ static json_t *fn_detail(fl_ctl *ctl, ctl_fn *fn)
 
 /* ---- handlers ---- */
 
+int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *version, int *created,
+		 char *err, size_t errlen)
+{
+	json_t *norm;
+	fl_spec *spec = NULL;
+	char *text = NULL;
+	int i;
+
+	if (!fl_valid_name(name)) {
+		snprintf(err, errlen,
+			 "name: '%s' is not a valid function name (1-63 characters of "
+			 "a-z, 0-9 and '-', not starting or ending with '-')",
+			 name);
+		return 400;
+	}
+	if (fl_spec_parse(j, &spec, err, errlen) < 0)
+		return 400;
+	{
+		/* A gRPC service belongs to one function: two would make routing a coin toss. */
+		fl_list *l;
+		int k;
+		for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+			ctl_fn *o = fl_container_of(l, ctl_fn, link);
+			if (o->deleted || strcmp(o->name, name) == 0)
+				continue;
+			if (spec->thrift_port && spec->thrift_port == o->spec->thrift_port) {
+				snprintf(err, errlen, "thrift.port: %u is already the port of function %s",
+					 spec->thrift_port, o->name);
+				fl_spec_free(spec);
+				return 409;
+			}
+			for (i = 0; i < spec->nservices; i++)
+				for (k = 0; k < o->spec->nservices; k++)
+					if (strcmp(spec->services[i], o->spec->services[k]) == 0) {
+						snprintf(err, errlen,
+							 "grpc.services: %s is already served by function %s",
+							 spec->services[i], o->name);
+						fl_spec_free(spec);
+						return 409;
+					}
+		}
+	}
+	if (spec->code && fl_blob_exists(ctl->data_dir, spec->code) != 1) {
+		snprintf(err, errlen, "code: %s has not been uploaded (POST /v1/blobs first)",
+			 spec->code);
+		fl_spec_free(spec);
+		return 400;
+	}
+	for (i = 0; i < spec->nsecrets; i++)
+		if (fl_secret_exists(ctl->data_dir, spec->secrets[i]) != 1) {
+			snprintf(err, errlen,
+				 "secrets: there is no secret named %s (create it with `flint secret "
+				 "create %s ...`)",
+				 spec->secrets[i], spec->secrets[i]);
+			fl_spec_free(spec);
+			return 400;
+		}
+	norm = fl_spec_to_json(spec);
+	text = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(norm);
+	*created = ctl_fn_find(ctl, name) == NULL;
+	if (fl_registry_put(ctl->reg, name, text, version) < 0) {
+		snprintf(err, errlen, "cannot store the function (see the daemon log)");
+		fl_spec_free(spec);
+		free(text);
+		return 500;
+	}
+	{
+		uint64_t now = fl_wall_ms();
+		ctl_fn *old = ctl_fn_find(ctl, name);
+		if (ctl_fn_apply(ctl, spec, text, *version, old ? old->created_ms : now, now, err,
+				 errlen) < 0) {
+			free(text);
+			return 400;
+		}
+		if (old)
+			ctl_traffic_reset(ctl, old); /* a new version takes all the traffic */
+	}
+	free(text);
+	return 0;
+}
+
 static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_httpd_resp *resp)
 {
 	json_error_t jerr;
-	json_t *j, *nm, *norm;
-	fl_spec *spec = NULL;
-	char err[512], *text = NULL;
+	json_t *j, *nm;
+	char err[512];
 	uint64_t version;
-	int created, r;
+	int created, st;
 
 	if (!fl_valid_name(name)) {
 		fl_httpd_respond_error(
@@ -166,66 +264,12 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 	}
 	if (nm == NULL)
 		json_object_set_new(j, "name", json_string(name));
-	r = fl_spec_parse(j, &spec, err, sizeof(err));
+	st = ctl_put_spec(ctl, name, j, &version, &created, err, sizeof(err));
 	json_decref(j);
-	if (r < 0) {
-		fl_httpd_respond_error(resp, 400, "%s", err);
+	if (st != 0) {
+		fl_httpd_respond_error(resp, st, "%s", err);
 		return;
 	}
-	{
-		/* A gRPC service belongs to one function: two would make routing a coin toss. */
-		fl_list *l;
-		int i, k;
-		for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
-			ctl_fn *o = fl_container_of(l, ctl_fn, link);
-			if (o->deleted || strcmp(o->name, name) == 0)
-				continue;
-			if (spec->thrift_port && spec->thrift_port == o->spec->thrift_port) {
-				fl_httpd_respond_error(resp, 409,
-						       "thrift.port: %u is already the port of function %s",
-						       spec->thrift_port, o->name);
-				fl_spec_free(spec);
-				return;
-			}
-			for (i = 0; i < spec->nservices; i++)
-				for (k = 0; k < o->spec->nservices; k++)
-					if (strcmp(spec->services[i], o->spec->services[k]) == 0) {
-						fl_httpd_respond_error(
-						    resp, 409,
-						    "grpc.services: %s is already served by function %s",
-						    spec->services[i], o->name);
-						fl_spec_free(spec);
-						return;
-					}
-		}
-	}
-	if (spec->code && fl_blob_exists(ctl->data_dir, spec->code) != 1) {
-		fl_httpd_respond_error(
-		    resp, 400, "code: %s has not been uploaded (POST /v1/blobs first)", spec->code);
-		fl_spec_free(spec);
-		return;
-	}
-	norm = fl_spec_to_json(spec);
-	text = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(norm);
-	created = ctl_fn_find(ctl, name) == NULL;
-	if (fl_registry_put(ctl->reg, name, text, &version) < 0) {
-		fl_httpd_respond_error(resp, 500, "cannot store the function (see the daemon log)");
-		fl_spec_free(spec);
-		free(text);
-		return;
-	}
-	{
-		uint64_t now = fl_wall_ms();
-		ctl_fn *old = ctl_fn_find(ctl, name);
-		if (ctl_fn_apply(ctl, spec, text, version, old ? old->created_ms : now, now, err,
-				 sizeof(err)) < 0) {
-			fl_httpd_respond_error(resp, 400, "%s", err);
-			free(text);
-			return;
-		}
-	}
-	free(text);
 	j = json_object();
 	json_object_set_new(j, "name", json_string(name));
 	json_object_set_new(j, "version", json_integer((json_int_t)version));
@@ -233,13 +277,58 @@ static void put_function(fl_ctl *ctl, const char *name, fl_httpd_req *req, fl_ht
 	fl_httpd_respond_json(resp, created ? 201 : 200, j);
 }
 
+int ctl_set_scale(fl_ctl *ctl, ctl_fn *fn, long long mn, long long mx, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *spec, *scale;
+	fl_spec *ns = NULL;
+	char *text;
+
+	if (mn > mx) {
+		snprintf(err, errlen, "min (%lld) must not be above max (%lld)", mn, mx);
+		return 400;
+	}
+	spec = json_loads(fn->spec_json, 0, &jerr);
+	scale = json_object_get(spec, "scale");
+	if (!json_is_object(scale)) {
+		scale = json_object();
+		json_object_set_new(spec, "scale", scale);
+	}
+	json_object_set_new(scale, "min", json_integer(mn));
+	json_object_set_new(scale, "max", json_integer(mx));
+	if (fl_spec_parse(spec, &ns, err, errlen) < 0) {
+		json_decref(spec);
+		return 400;
+	}
+	json_decref(spec);
+	spec = fl_spec_to_json(ns);
+	text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(spec);
+	if (fl_registry_update_current(ctl->reg, fn->name, text) < 0) {
+		snprintf(err, errlen, "cannot store the new scale (see the daemon log)");
+		fl_spec_free(ns);
+		free(text);
+		return 500;
+	}
+	/* Same version, new bounds: swap the spec in place. */
+	fl_spec_free(fn->spec);
+	free(fn->spec_json);
+	fn->spec = ns;
+	fn->spec_json = text;
+	fn->as.desired = fn->as.desired < (uint32_t)mn ? (uint32_t)mn : fn->as.desired;
+	ctl_event(fn, "scale bounds set to min %lld, max %lld", mn, mx);
+	ctl_scale(ctl, fn);
+	ctl_publish_later(ctl);
+	return 0;
+}
+
 static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *resp)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb(req->body, req->body_len, 0, &jerr), *spec, *scale, *v;
-	fl_spec *ns = NULL;
-	char err[512], *text;
+	json_t *j = json_loadb(req->body, req->body_len, 0, &jerr), *v;
+	char err[512];
 	json_int_t mn, mx;
+	int st;
 
 	if (j == NULL || !json_is_object(j)) {
 		fl_httpd_respond_error(
@@ -266,44 +355,11 @@ static void scale_function(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_
 		mx = json_integer_value(v);
 	}
 	json_decref(j);
-	if (mn > mx) {
-		fl_httpd_respond_error(resp, 400, "min (%lld) must not be above max (%lld)",
-				       (long long)mn, (long long)mx);
+	st = ctl_set_scale(ctl, fn, (long long)mn, (long long)mx, err, sizeof(err));
+	if (st != 0) {
+		fl_httpd_respond_error(resp, st, "%s", err);
 		return;
 	}
-	spec = json_loads(fn->spec_json, 0, &jerr);
-	scale = json_object_get(spec, "scale");
-	if (!json_is_object(scale)) {
-		scale = json_object();
-		json_object_set_new(spec, "scale", scale);
-	}
-	json_object_set_new(scale, "min", json_integer(mn));
-	json_object_set_new(scale, "max", json_integer(mx));
-	if (fl_spec_parse(spec, &ns, err, sizeof(err)) < 0) {
-		json_decref(spec);
-		fl_httpd_respond_error(resp, 400, "%s", err);
-		return;
-	}
-	json_decref(spec);
-	spec = fl_spec_to_json(ns);
-	text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(spec);
-	if (fl_registry_update_current(ctl->reg, fn->name, text) < 0) {
-		fl_httpd_respond_error(resp, 500,
-				       "cannot store the new scale (see the daemon log)");
-		fl_spec_free(ns);
-		free(text);
-		return;
-	}
-	/* Same version, new bounds: swap the spec in place. */
-	fl_spec_free(fn->spec);
-	free(fn->spec_json);
-	fn->spec = ns;
-	fn->spec_json = text;
-	fn->as.desired = fn->as.desired < (uint32_t)mn ? (uint32_t)mn : fn->as.desired;
-	ctl_event(fn, "scale bounds set to min %lld, max %lld", (long long)mn, (long long)mx);
-	ctl_scale(ctl, fn);
-	ctl_publish_later(ctl);
 	j = json_object();
 	json_object_set_new(j, "name", json_string(fn->name));
 	json_object_set_new(j, "min", json_integer(mn));
@@ -517,6 +573,10 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 			fl_httpd_respond(resp, 200, "application/json", "{}\n", 3);
 		return;
 	}
+	if (strcmp(p, "/v1/secrets") == 0 || strncmp(p, "/v1/secrets/", 12) == 0) {
+		ctl_secrets_admin(ctl, req, resp);
+		return;
+	}
 	/* Async requests and triggers (events/async_api.c). */
 	if (strncmp(p, "/v1/requests", 12) == 0 || strcmp(p, "/v1/triggers") == 0) {
 		fl_async_admin(ctl->async, req, resp);
@@ -563,6 +623,24 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 		if (!is(req, "POST") && !is(req, "PUT"))
 			goto method;
 		scale_function(ctl, fn, req, resp);
+		return;
+	}
+	if (strcmp(rest, "/versions") == 0) {
+		if (!is(req, "GET"))
+			goto method;
+		ctl_versions_api(ctl, fn, req, resp, 0);
+		return;
+	}
+	if (strcmp(rest, "/traffic") == 0) {
+		if (!is(req, "GET") && !is(req, "PUT") && !is(req, "POST"))
+			goto method;
+		ctl_versions_api(ctl, fn, req, resp, is(req, "GET") ? 1 : 2);
+		return;
+	}
+	if (strcmp(rest, "/rollback") == 0) {
+		if (!is(req, "POST"))
+			goto method;
+		ctl_versions_api(ctl, fn, req, resp, 3);
 		return;
 	}
 	if (strcmp(rest, "/instances") == 0) {

@@ -29,6 +29,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
 		"                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
+		"                   [--header-timeout DUR] [--idle-timeout DUR]\n"
 		"\n"
 		"Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
 		"(default 127.0.0.1:8081) and the functions' instances.\n"
@@ -40,7 +41,10 @@ static void usage(FILE *f)
 		"  --threads N      gateway threads (default: one per core)\n"
 		"  --domain DOMAIN  route Host NAME.DOMAIN to function NAME (default: localhost)\n"
 		"  --ports LO-HI    loopback ports handed to instances (default 20000-29999)\n"
-		"  --log-level L    debug, info, warn or error (default info)\n");
+		"  --log-level L    debug, info, warn or error (default info)\n"
+		"  --header-timeout DUR  a request head must arrive within DUR of its first byte\n"
+		"                   (default 10s; 408 and close after)\n"
+		"  --idle-timeout DUR    keep-alive connections idle this long are closed (default 60s)\n");
 }
 
 static char *default_data_dir(void)
@@ -347,6 +351,8 @@ int fl_serve_main(int argc, char **argv)
 						 {"domain", required_argument, 0, 'D'},
 						 {"ports", required_argument, 0, 'p'},
 						 {"log-level", required_argument, 0, 'L'},
+						 {"header-timeout", required_argument, 0, 'H'},
+						 {"idle-timeout", required_argument, 0, 'I'},
 						 {"help", no_argument, 0, 'h'},
 						 {0, 0, 0, 0}};
 	fl_ctl *ctl = &g_ctl;
@@ -354,6 +360,7 @@ int fl_serve_main(int argc, char **argv)
 	char err[512], rundir[4096], logdir[4096];
 	int c, reaped = 0, r;
 	fl_snapshot *empty;
+	uint64_t header_ms = 10000, idle_ms = 60000;
 
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->listen = "127.0.0.1:8080";
@@ -404,6 +411,16 @@ int fl_serve_main(int argc, char **argv)
 			else {
 				fprintf(stderr,
 					"flint: --log-level must be debug, info, warn or error\n");
+				return 2;
+			}
+			break;
+		case 'H':
+		case 'I':
+			if (fl_parse_duration(optarg, c == 'H' ? &header_ms : &idle_ms) < 0 ||
+			    (c == 'H' ? header_ms : idle_ms) < 100) {
+				fprintf(stderr, "flint: --%s must be a duration of at least 100ms, "
+						"e.g. 10s\n",
+					c == 'H' ? "header-timeout" : "idle-timeout");
 				return 2;
 			}
 			break;
@@ -503,14 +520,15 @@ int fl_serve_main(int argc, char **argv)
 		fprintf(stderr, "flint: cannot read the registry in %s\n", ctl->data_dir);
 		goto fail;
 	}
+	ctl_traffic_load(ctl);
 	ctl_publish_now(ctl);
 
 	memset(&gopts, 0, sizeof(gopts));
 	gopts.listen = ctl->listen;
 	gopts.domain = ctl->domain;
 	gopts.threads = ctl->threads;
-	gopts.idle_timeout_ms = 60000;
-	gopts.header_timeout_ms = 10000;
+	gopts.idle_timeout_ms = idle_ms;
+	gopts.header_timeout_ms = header_ms;
 	gopts.max_header = 32 * 1024;
 	gopts.need = need_cb;
 	gopts.ctx = ctl;

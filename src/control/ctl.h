@@ -70,6 +70,14 @@ struct ctl_fn {
 	int building;
 	struct ctl_event events[CTL_EVENTS];
 	int nevents, next_event;
+	/* Traffic split (public functions): versions and weights; 0 entries = all
+	 * traffic to the current version. See versions.c. */
+	struct ctl_split {
+		uint64_t version;
+		uint32_t weight;
+	} split[8];
+	int nsplit;
+	int hidden; /* an older version run beside the current one: "NAME@vN" */
 };
 
 struct ctl_msg {
@@ -140,10 +148,38 @@ const char *ctl_inst_state_name(enum inst_state s);
 void ctl_stop_all(fl_ctl *ctl);
 int ctl_count_instances(fl_ctl *ctl);
 
+/* versions.c: traffic split between versions of a function. */
+/* Sets fn's split (n entries; n == 0 clears it), starting "NAME@vN" functions
+ * for versions other than the current one and removing those no longer used;
+ * persists it in DATA/traffic/NAME.json. Returns 0, or -EINVAL/-ENOENT with a
+ * sentence in err. */
+int ctl_traffic_set(fl_ctl *ctl, ctl_fn *fn, const struct ctl_split *sp, int n, char *err,
+		    size_t errlen);
+/* The admin API's /versions (what 0), GET /traffic (1), PUT /traffic (2) and
+ * /rollback (3) of fn. */
+void ctl_versions_api(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *resp, int what);
+/* Restores every saved split at start-up (after the functions are loaded). */
+void ctl_traffic_load(fl_ctl *ctl);
+/* A new version was deployed, or the function removed: drop its split. */
+void ctl_traffic_reset(fl_ctl *ctl, ctl_fn *fn);
+
 /* openfaas.c: answers one /system/... request (OpenFaaS's JSON field names). */
 void ctl_openfaas(fl_ctl *ctl, const struct ctl_sysreq *r);
 
 /* admin_api.c */
 void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp);
+/* Validates the spec JSON j (whose "name", if any, the caller checked against name)
+ * and stores it as a new version of function name, creating the function if needed;
+ * the admin API's PUT and the OpenFaaS deploy share it. Returns 0 with *version and
+ * *created set, or an HTTP status (400, 409, 500) with one sentence in err. j is not
+ * modified or retained. */
+int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *version, int *created,
+		 char *err, size_t errlen);
+/* Sets fn's instance bounds without a new version. Returns 0, or an HTTP status
+ * (400 bad bounds, 500 store failed) with one sentence in err. */
+int ctl_set_scale(fl_ctl *ctl, ctl_fn *fn, long long mn, long long mx, char *err, size_t errlen);
+
+/* secrets_api.c: GET/PUT/DELETE /v1/secrets[/NAME] (values are never answered). */
+void ctl_secrets_admin(fl_ctl *ctl, fl_httpd_req *req, fl_httpd_resp *resp);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "control/blobs.h"
 #include "control/ctl.h"
+#include "control/secrets.h"
 #include "control/probe.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -134,6 +135,25 @@ void ctl_publish_now(fl_ctl *ctl)
 			   : strcmp(fn->spec->protocol, "thrift") == 0 ? FL_PROTO_THRIFT
 								       : FL_PROTO_HTTP;
 		r->thrift_port = (int)fn->spec->thrift_port;
+		if (fn->nsplit) {
+			uint32_t cum = 0;
+			int q;
+			r->split = fl_xcalloc((size_t)fn->nsplit, sizeof(*r->split));
+			for (q = 0; q < fn->nsplit; q++) {
+				char t[96];
+				if (fn->split[q].version == fn->version)
+					snprintf(t, sizeof(t), "%s", fn->name);
+				else
+					snprintf(t, sizeof(t), "%s@v%llu", fn->name,
+						 (unsigned long long)fn->split[q].version);
+				cum += fn->split[q].weight;
+				r->split[q].target = fl_xstrdup(t);
+				r->split[q].version = fn->split[q].version;
+				r->split[q].weight = cum;
+			}
+			r->nsplit = fn->nsplit;
+			r->split_total = cum;
+		}
 		if (fn->spec->nservices) {
 			int k2;
 			r->services = fl_xcalloc((size_t)fn->spec->nservices, sizeof(char *));
@@ -529,7 +549,7 @@ static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
 static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 {
 	ctl_inst *in;
-	char **argv, **envp, cwdbuf[PATH_MAX], hide[PATH_MAX];
+	char **argv, **envp, **secrets = NULL, cwdbuf[PATH_MAX], hide[PATH_MAX];
 	const char *cwd = fn_cwd(fn);
 	struct fl_sandbox sb = {0};
 	int port = -1, tries, i, r;
@@ -569,10 +589,21 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
+		if (fn->spec->nsecrets && sb.hide) {
+			/* Copied into the instance's /run/secrets by the sandbox (secrets.h). */
+			secrets = fl_xcalloc((size_t)fn->spec->nsecrets + 1, sizeof(char *));
+			for (i = 0; i < fn->spec->nsecrets; i++) {
+				char d[PATH_MAX + 80];
+				fl_secret_dir(sb.hide, fn->spec->secrets[i], d, sizeof(d));
+				secrets[i] = fl_xstrdup(d);
+			}
+			sb.secrets = (const char *const *)secrets;
+		}
 	}
 	r = fl_spawner_spawn(ctl->sp, in->id, cwd, argv, envp, fn->spec->sandbox ? &sb : NULL);
 	free_strv(argv);
 	free_strv(envp);
+	free_strv(secrets);
 	if (r < 0) {
 		char why[200];
 		snprintf(why, sizeof(why), "cannot ask the spawner for an instance: %s",
@@ -988,7 +1019,11 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		if (ready_old)
 			fn->state = F_READY;
 	}
-	fl_async_apply_spec(ctl->async, spec);
+	if (!strchr(spec->name, '@'))
+		fl_async_apply_spec(ctl->async, spec); /* triggers belong to the function, not
+							  to older versions run beside it */
+	else
+		fn->hidden = 1;
 	ctl_publish_later(ctl);
 	ctl_scale(ctl, fn);
 	return 0;
@@ -1007,7 +1042,10 @@ void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)
 			inst_stop(ctl, i);
 	}
 	fl_logstore_remove(ctl->logs, fn->name);
-	fl_async_set_function(ctl->async, fn->name, NULL);
+	if (!fn->hidden) {
+		fl_async_set_function(ctl->async, fn->name, NULL);
+		ctl_traffic_reset(ctl, fn);
+	}
 	ctl_publish_now(ctl);
 	fn_maybe_free(ctl, fn);
 }

@@ -24,7 +24,7 @@
 static const char *const top_fields[] = {"name",  "command", "protocol", "env",	   "workdir",
 					 "code",  "build",   "scale",	 "limits", "health",
 					 "queue", "grpc",    "sandbox",	 "async",  "triggers", "thrift",
-					 NULL};
+					 "secrets", "labels", "annotations", NULL};
 static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
 					   "target", "idle_timeout", "reserved", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
@@ -486,6 +486,58 @@ static int parse_services(struct ctx *c, const json_t *j, const char *key, fl_sp
 	return 0;
 }
 
+/* secrets: a list of distinct secret names (function-name rules), at most FL_SPEC_MAX_SECRETS. */
+static int parse_secrets(struct ctx *c, const json_t *j, fl_spec *s)
+{
+	json_t *arr = member(j, "secrets"), *v;
+	size_t i, k;
+
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr))
+		return reject(c, "secrets: must be a list of secret names");
+	if (json_array_size(arr) > FL_SPEC_MAX_SECRETS)
+		return reject(c, "secrets: at most %d secrets", FL_SPEC_MAX_SECRETS);
+	s->secrets = fl_xcalloc(json_array_size(arr) + 1, sizeof(char *));
+	json_array_foreach(arr, i, v)
+	{
+		if (!plain_string(v) || !fl_valid_name(json_string_value(v)))
+			return reject(c,
+				      "secrets[%zu]: must be a secret name (1 to 63 characters of "
+				      "lowercase letters, digits and '-')",
+				      i);
+		for (k = 0; k < i; k++)
+			if (strcmp(s->secrets[k], json_string_value(v)) == 0)
+				return reject(c, "secrets[%zu]: %s is listed twice", i,
+					      json_string_value(v));
+		s->secrets[i] = fl_xstrdup(json_string_value(v));
+		s->nsecrets = (int)i + 1;
+	}
+	return 0;
+}
+
+/* labels, annotations: free metadata, an object of string values (kept as given). */
+static int parse_meta(struct ctx *c, const json_t *j, const char *key, json_t **out)
+{
+	json_t *o = member(j, key), *v;
+	const char *k;
+
+	if (o == NULL)
+		return 0;
+	if (!json_is_object(o))
+		return reject(c, "%s: must be an object of NAME: text pairs", key);
+	json_object_foreach((json_t *)o, k, v)
+	{
+		if (!json_is_string(v))
+			return reject(c, "%s.%s: must be a string", key, k);
+		if (strlen(k) == 0 || strlen(k) > 253)
+			return reject(c, "%s: names must be 1 to 253 characters", key);
+	}
+	if (json_object_size(o))
+		*out = json_deep_copy(o);
+	return 0;
+}
+
 static int parse_queue(struct ctx *c, const json_t *j, fl_spec *s)
 {
 	json_t *o;
@@ -634,6 +686,16 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	}
 	if (v)
 		s->sandbox = json_is_true(v);
+	if ((rc = parse_secrets(&c, j, s)) < 0 ||
+	    (rc = parse_meta(&c, j, "labels", &s->labels)) < 0 ||
+	    (rc = parse_meta(&c, j, "annotations", &s->annotations)) < 0)
+		goto fail;
+	/* Outside a sandbox there is no private /run/secrets to put them in. */
+	if (s->nsecrets && !s->sandbox) {
+		rc = reject(&c, "secrets: need \"sandbox\": true (secrets are files in the "
+				"sandbox's private /run/secrets)");
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -736,6 +798,17 @@ json_t *fl_spec_to_json(const fl_spec *s)
 				    duration(s->async_timeout_ms));
 	if (s->triggers)
 		json_object_set_new(j, "triggers", json_deep_copy(s->triggers));
+	/* Like workdir, these appear only when set. */
+	if (s->nsecrets) {
+		json_t *a = json_array();
+		for (int i = 0; i < s->nsecrets; i++)
+			json_array_append_new(a, json_string(s->secrets[i]));
+		json_object_set_new(j, "secrets", a);
+	}
+	if (s->labels)
+		json_object_set_new(j, "labels", json_deep_copy(s->labels));
+	if (s->annotations)
+		json_object_set_new(j, "annotations", json_deep_copy(s->annotations));
 	return j;
 }
 
@@ -762,5 +835,8 @@ void fl_spec_free(fl_spec *s)
 	free(s->health_path);
 	free_strv(s->services);
 	json_decref(s->triggers);
+	free_strv(s->secrets);
+	json_decref(s->labels);
+	json_decref(s->annotations);
 	free(s);
 }

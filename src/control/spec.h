@@ -51,7 +51,12 @@ typedef struct fl_spec {
 	uint64_t async_backoff_min_ms, async_backoff_max_ms, async_max_age_ms;
 	uint64_t async_timeout_ms; /* 0: limits.timeout */
 	json_t *triggers;	   /* validated array of {cron|redis|nats}, or NULL */
+	char **secrets; /* NULL-terminated names of secrets mounted under /run/secrets, or NULL */
+	int nsecrets;
+	json_t *labels, *annotations; /* free metadata: objects of strings, or NULL when empty */
 } fl_spec;
+
+#define FL_SPEC_MAX_SECRETS 64
 
 /* Validates j and builds a spec. On success returns 0 and *out (free with
  * fl_spec_free). On error returns -EINVAL and writes one sentence naming the

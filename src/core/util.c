@@ -159,6 +159,11 @@ static uint64_t rng_next(void)
 	return rng_s[1] + s0;
 }
 
+uint64_t fl_random_u64(void)
+{
+	return rng_next();
+}
+
 void fl_random_hex(char *out, size_t nbytes)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -29,6 +29,8 @@ void fl_format_duration(uint64_t ms, char *out, size_t outlen);
  * (out must hold 2*nbytes+1). Uses a per-thread generator seeded from getrandom,
  * cheap enough for every request. */
 void fl_random_hex(char *out, size_t nbytes);
+/* A fast per-thread pseudo-random number (not for secrets). */
+uint64_t fl_random_u64(void);
 /* Cryptographic randomness (getrandom); returns 0 or -errno. */
 int fl_random_bytes(void *out, size_t n);
 

@@ -243,6 +243,9 @@ static int posix_time(const char **s, int32_t *out)
 			p = end;
 		}
 	}
+	/* RFC 8536 allows hours up to 167; anything larger would also overflow. */
+	if (h > 167 || m > 59 || sec > 59)
+		return -1;
 	*s = p;
 	*out = (int32_t)(sign * (h * 3600 + m * 60 + sec));
 	return 0;
@@ -282,12 +285,18 @@ static int posix_rule(const char **s, struct rule *r)
 		if (*end != '.')
 			return -1;
 		r->d = (int)strtol(end + 1, &end, 10);
+		if (r->m < 1 || r->m > 12 || r->w < 1 || r->w > 5 || r->d < 0 || r->d > 6)
+			return -1;
 	} else if (*p == 'J') {
 		r->kind = 'J';
 		r->n = (int)strtol(p + 1, &end, 10);
+		if (r->n < 1 || r->n > 365)
+			return -1;
 	} else if (isdigit((unsigned char)*p)) {
 		r->kind = 'N';
 		r->n = (int)strtol(p, &end, 10);
+		if (r->n < 0 || r->n > 365)
+			return -1;
 	} else {
 		return -1;
 	}
@@ -330,7 +339,8 @@ static int parse_footer(fl_tz *z, const char *s)
 int fl_tz_parse(const unsigned char *p, size_t n, fl_tz **out)
 {
 	const unsigned char *q = p;
-	uint32_t cnt[6];
+	/* 64-bit so that need below cannot wrap: counts come from the file. */
+	uint64_t cnt[6];
 	int v2, tsize = 4;
 	size_t need, i;
 	fl_tz *z;
@@ -353,7 +363,7 @@ int fl_tz_parse(const unsigned char *p, size_t n, fl_tz **out)
 			cnt[i] = (uint32_t)be(q + 20 + 4 * i, 4);
 		tsize = 8;
 		need = 44 + cnt[3] * 9 + cnt[4] * 6 + cnt[5] + cnt[2] * 12 + cnt[1] + cnt[0];
-		if (q + need > p + n)
+		if (need > (size_t)(p + n - q))
 			return -EINVAL;
 	}
 	if (cnt[4] == 0)

@@ -397,10 +397,21 @@ static natsStatus js_setup(fl_trigger_nats *n)
 	jsConsumerConfig cc;
 	jsSubOptions so;
 	jsErrCode jerr = 0;
+	jsStreamInfo *si = NULL;
 	natsStatus s;
+	char key[600], hex[65];
 
 	if (n->js == NULL && (s = natsConnection_JetStream(&n->js, n->nc, NULL)) != NATS_OK)
 		return s;
+	if ((s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr)) != NATS_OK)
+		return s;
+	/* Request ids carry stream sequences, which start again at 1 in a stream
+	 * deleted and created again: its creation time keeps them apart. */
+	snprintf(key, sizeof(key), "%s %s %s %s %lld", n->fn, n->url, n->stream, n->durable,
+		 (long long)si->Created);
+	jsStreamInfo_Destroy(si);
+	fl_sha256_hex(key, strlen(key), hex);
+	snprintf(n->idprefix, sizeof(n->idprefix), "%.10s", hex);
 	jsConsumerConfig_Init(&cc);
 	cc.Durable = n->durable;
 	cc.AckPolicy = js_AckExplicit;

@@ -127,6 +127,41 @@ void fl_snapshot_seal(fl_snapshot *s)
 	qsort(s->svcs, (size_t)s->nsvc, sizeof(*s->svcs), cmp_svc);
 }
 
+fl_route_fn *fl_snapshot_pick_version(const fl_snapshot *s, fl_route_fn *fn, const char *pin,
+				      size_t pinlen, uint64_t rnd)
+{
+	uint64_t v = 0;
+	size_t i;
+	int k;
+
+	if (pin) {
+		/* "4" or "v4" */
+		if (pinlen > 0 && (pin[0] == 'v' || pin[0] == 'V'))
+			pin++, pinlen--;
+		if (pinlen == 0 || pinlen > 18)
+			return NULL;
+		for (i = 0; i < pinlen; i++) {
+			if (pin[i] < '0' || pin[i] > '9')
+				return NULL;
+			v = v * 10 + (uint64_t)(pin[i] - '0');
+		}
+		if (fn->nsplit == 0)
+			return v == fn->version ? fn : NULL;
+		for (k = 0; k < fn->nsplit; k++)
+			if (fn->split[k].version == v)
+				return fl_snapshot_find(s, fn->split[k].target,
+							strlen(fn->split[k].target));
+		return NULL;
+	}
+	if (fn->nsplit == 0 || fn->split_total == 0)
+		return fn;
+	rnd %= fn->split_total;
+	for (k = 0; k < fn->nsplit; k++)
+		if (rnd < fn->split[k].weight)
+			return fl_snapshot_find(s, fn->split[k].target, strlen(fn->split[k].target));
+	return fn;
+}
+
 fl_route_fn *fl_snapshot_find_service(const fl_snapshot *s, const char *name, size_t len)
 {
 	int lo = 0, hi = s ? s->nsvc - 1 : -1;
@@ -177,6 +212,9 @@ static void route_fn_free(fl_route_fn *fn)
 	for (i = 0; i < fn->nservices; i++)
 		free(fn->services[i]);
 	free(fn->services);
+	for (i = 0; i < fn->nsplit; i++)
+		free(fn->split[i].target);
+	free(fn->split);
 	fl_fnstats_unref(fn->stats);
 	free(fn->reason);
 	free(fn->name);

@@ -126,6 +126,16 @@ typedef struct fl_route_fn {
 	enum fl_proto proto;
 	char **services;          /* gRPC or Thrift services it declares, owned */
 	int thrift_port;          /* Thrift: its dedicated port, 0 = none */
+	/* Traffic split between versions (flint traffic): each entry names the
+	 * function that serves that version -- NAME itself for the current one,
+	 * "NAME@vN" for an older one run beside it. nsplit == 0: no split. */
+	int nsplit;
+	struct fl_split {
+		char *target;
+		uint64_t version;
+		uint32_t weight; /* cumulative, out of split_total */
+	} *split;
+	uint32_t split_total;
 	int nservices;
 	uint64_t version;
 	fl_fnstats *stats;
@@ -166,6 +176,13 @@ void fl_snapshot_seal(fl_snapshot *s);
 
 /* Looks a function up by name (counted string). NULL if absent. */
 fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len);
+/* The function that serves one request for fn: fn itself without a traffic
+ * split; with one, the version pinned by pin (the X-Flint-Version value, may be
+ * NULL) or a draw weighted by the split (rnd: a random number). NULL if pin
+ * names a version that receives no traffic (or is not a number). */
+fl_route_fn *fl_snapshot_pick_version(const fl_snapshot *s, fl_route_fn *fn, const char *pin,
+				      size_t pinlen, uint64_t rnd);
+
 /* The function declaring gRPC service name (counted string), or NULL. */
 fl_route_fn *fl_snapshot_find_service(const fl_snapshot *s, const char *name, size_t len);
 

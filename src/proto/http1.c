@@ -46,6 +46,7 @@ typedef struct exch {
 	fl_buf in; /* request url, header names and values */
 	struct hdr h[GW_MAX_HEADERS];
 	int nh, hval;
+	int vsplit; /* the last piece of a header value ended where the read did */
 	uint32_t url_o, url_l;
 	fl_buf out; /* the head sent to the instance; kept for a retry */
 	fl_buf rin; /* response reason, header names and values */
@@ -70,6 +71,7 @@ typedef struct exch {
 	int qhead_pending; /* the instance's request head waits to go out with body bytes */
 	const char *bad; /* why the request head was refused, when llhttp would not say */
 	int rh_idx[8];   /* see classify() */
+	char vname[80];  /* the function serving the chosen version, when split or pinned */
 } exch;
 
 struct gw_conn {
@@ -108,6 +110,9 @@ gw_conn *fl_http1_from_link(fl_list *l)
 {
 	return fl_container_of(l, gw_conn, link);
 }
+
+/* End of the bytes the request parser is running over (for on_req_value). */
+static __thread const char *req_end;
 
 /* ---- exchanges ---- */
 
@@ -165,7 +170,7 @@ static const char *xs(const fl_buf *b, uint32_t off)
 
 /* The request fields flint itself looks at, found in one pass (by length
  * first) when the head is complete; -1 when absent. */
-enum { RH_HOST, RH_EXPECT, RH_REQID, RH_XFF, RH_XFPROTO, RH_XFPREFIX, RH_N };
+enum { RH_HOST, RH_EXPECT, RH_REQID, RH_XFF, RH_XFPROTO, RH_XFPREFIX, RH_VERSION, RH_N };
 
 static void classify(exch *x)
 {
@@ -187,6 +192,8 @@ static void classify(exch *x)
 		case 15:
 			if (strncasecmp(n, "x-forwarded-for", 15) == 0)
 				x->rh_idx[RH_XFF] = i;
+			else if (strncasecmp(n, "x-flint-version", 15) == 0)
+				x->rh_idx[RH_VERSION] = i;
 			break;
 		case 17:
 			if (strncasecmp(n, "x-forwarded-proto", 17) == 0)
@@ -496,6 +503,16 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
 	gw_conn *c = p->data;
 	exch *x = c->x;
 
+	/* llhttp accepts obs-fold (a line starting with a space continues the value)
+	 * and reports the continuation as a second piece of the same value. A piece
+	 * that follows one which did not end at the end of the bytes being parsed is
+	 * such a continuation; RFC 9112 lets a server refuse it, and we do, rather
+	 * than guess how an instance would join the lines. */
+	if (x->hval && !x->vsplit) {
+		x->bad = "obsolete line folding in a header";
+		return -1;
+	}
+	x->vsplit = at + len == req_end;
 	x->hval = 1;
 	if (append_span(&x->in, &x->h[x->nh - 1], 1, at, len) < 0)
 		return -1;
@@ -560,6 +577,7 @@ static size_t parse_req(gw_conn *c, const char *p, size_t n)
 		llhttp_resume(&c->req);
 		c->paused = 0;
 	}
+	req_end = p + n;
 	err = llhttp_execute(&c->req, p, n);
 	if (err == HPE_OK)
 		return n;
@@ -1104,7 +1122,8 @@ static void dispatch(gw_conn *c)
 		 * valid until released below. */
 		gw_snapref *old = x->sref;
 		x->sref = fl_gw__snap_use(gw);
-		fn = fl_snapshot_find(x->sref->snap, x->route.name, x->route.name_len);
+		fn = x->vname[0] ? fl_snapshot_find(x->sref->snap, x->vname, strlen(x->vname))
+				 : fl_snapshot_find(x->sref->snap, x->route.name, x->route.name_len);
 		if (fn && x->queued && fn->stats != x->fn->stats) {
 			atomic_fetch_sub(&x->fn->stats->queued, 1);
 			atomic_fetch_add(&fn->stats->queued, 1);
@@ -1418,6 +1437,25 @@ static void start_request(gw_conn *c)
 		respond_error(c, 404, 0, "no function named %.*s", (int)x->route.name_len,
 			      x->route.name);
 		return;
+	}
+	{
+		/* Versions: a pinned one (X-Flint-Version) or the traffic split's draw. */
+		size_t pl = 0;
+		const char *pin = rh(x, RH_VERSION, &pl);
+		if (pin || x->fn->nsplit) {
+			fl_route_fn *v =
+			    fl_snapshot_pick_version(x->sref->snap, x->fn, pin, pl, fl_random_u64());
+			if (v == NULL) {
+				respond_error(c, 404, 0,
+					      "version %.*s of %s receives no traffic (flint traffic "
+					      "%s shows which do)",
+					      (int)pl, pin, x->fn->name, x->fn->name);
+				return;
+			}
+			if (v != x->fn)
+				snprintf(x->vname, sizeof(x->vname), "%s", v->name);
+			x->fn = v;
+		}
 	}
 	if (x->fn->max_body && (c->req.flags & F_CONTENT_LENGTH) &&
 	    c->req.content_length > x->fn->max_body) {

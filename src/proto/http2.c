@@ -1397,6 +1397,28 @@ static void st_start(h2s *st)
 		}
 		return;
 	}
+	{
+		/* Versions: a pinned one (x-flint-version) or the traffic split's draw. */
+		const char *pin = NULL;
+		size_t pinl = 0;
+		int i;
+		for (i = 0; i < st->nh; i++)
+			if (fl_strncaseeq(hs(&st->hb, st->hd[i].no), st->hd[i].nl, "x-flint-version")) {
+				pin = hs(&st->hb, st->hd[i].vo);
+				pinl = st->hd[i].vl;
+			}
+		if (pin || fn->nsplit) {
+			fl_route_fn *v =
+			    fl_snapshot_pick_version(st->sref->snap, fn, pin, pinl, fl_random_u64());
+			if (v == NULL) {
+				st->fn = fn;
+				st_fail(st, 404, 5, "version %.*s of %s receives no traffic", (int)pinl,
+					pin, fn->name);
+				return;
+			}
+			fn = v;
+		}
+	}
 	st->fn = fn;
 	deadline = fn->timeout_ms;
 	if (st->i_timeout >= 0) {

@@ -7,6 +7,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/seccomp.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -180,6 +181,67 @@ static int sb_chown_one(const char *path, const struct stat *st, int flag, struc
 	return lchown(path, sb_chown_uid, sb_chown_gid) < 0 ? -1 : 0;
 }
 
+/* Copies one secret's regular files from the host directory fd (closed here) into dir,
+ * each mode 0400 and owned by the function; dir itself becomes 0500, the function's. */
+static void sb_copy_secret(const struct fl_sandbox *sb, int fd, const char *dir, int ep)
+{
+	char path[PATH_MAX], buf[8192];
+	struct dirent *e;
+	DIR *d;
+
+	if (mkdir(dir, 0500) < 0 || chown(dir, sb->uid, sb->gid) < 0)
+		sb_die(ep, "create", dir + strlen(SB_ROOT));
+	if ((d = fdopendir(fd)) == NULL)
+		sb_die(ep, "read a secret directory for", dir + strlen(SB_ROOT));
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		int in, out;
+		ssize_t n;
+
+		if (e->d_name[0] == '.' || fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		in = openat(fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+		if (in < 0 || out < 0 || fchown(out, sb->uid, sb->gid) < 0 || fchmod(out, 0400) < 0)
+			sb_die(ep, "copy the secret file", path + strlen(SB_ROOT));
+		while ((n = read(in, buf, sizeof(buf))) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 || fl_write_all(out, buf, (size_t)n) < 0)
+				sb_die(ep, "copy the secret file", path + strlen(SB_ROOT));
+		}
+		explicit_bzero(buf, sizeof(buf));
+		close(in);
+		close(out);
+	}
+	closedir(d);
+}
+
+/* Puts every secret into a fresh tmpfs on /run/secrets of the new root, then makes it
+ * read-only. fds are the secret directories, opened before anything covered them. */
+static void sb_secrets(const struct fl_sandbox *sb, const int *fds, int n, int ep)
+{
+	char dir[PATH_MAX], opts[64];
+	const unsigned long fl = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	int i;
+
+	/* Room for each secret at its largest, plus the directories. */
+	snprintf(opts, sizeof(opts), "size=%llu,mode=0755",
+		 (unsigned long long)n * (1ULL << 20) + (64ULL << 10));
+	if (mount("tmpfs", SB_ROOT "/run/secrets", "tmpfs", fl, opts) < 0)
+		sb_die(ep, "mount a tmpfs on", "/run/secrets");
+	for (i = 0; i < n; i++) {
+		const char *slash = strrchr(sb->secrets[i], '/');
+		snprintf(dir, sizeof(dir), "%s/run/secrets/%s", SB_ROOT,
+			 slash ? slash + 1 : sb->secrets[i]);
+		sb_copy_secret(sb, fds[i], dir, ep);
+	}
+	if (mount(NULL, SB_ROOT "/run/secrets", NULL, MS_REMOUNT | MS_RDONLY | fl, NULL) < 0)
+		sb_die(ep, "make /run/secrets read-only", NULL);
+}
+
 /* Builds the file system view and moves into it. cwd is a host path (or NULL). */
 static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 {
@@ -187,11 +249,22 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 	struct mount_attr cw = {.attr_set =
 				    MOUNT_ATTR_NOSUID | (sb->writable_cwd ? 0 : MOUNT_ATTR_RDONLY)};
 	char path[PATH_MAX + 16], opts[64];
-	int tree, cwdtree = -1, hidden = 0;
+	int tree, cwdtree = -1, hidden = 0, secfd[FL_SANDBOX_MAX_SECRETS], nsec = 0;
 
 	/* Nothing done here may propagate back to the host's mounts. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		sb_die(ep, "make the mounts private", NULL);
+	/* Secrets live in the data directory, which is about to be covered (and may lie in
+	 * /tmp, which the staging tmpfs covers): open them now. Their mount point must exist
+	 * in the host's tree before it is copied; an empty /run/secrets is all it takes. */
+	for (; sb->secrets && sb->secrets[nsec] && nsec < FL_SANDBOX_MAX_SECRETS; nsec++) {
+		secfd[nsec] =
+		    open(sb->secrets[nsec], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (secfd[nsec] < 0)
+			sb_die(ep, "open the secret", strrchr(sb->secrets[nsec], '/'));
+	}
+	if (nsec && sb_mkdirs("/run/secrets") < 0)
+		sb_die(ep, "create the mount point", "/run/secrets");
 	if (cwd && sb->writable_cwd) {
 		sb_chown_uid = sb->uid;
 		sb_chown_gid = sb->gid;
@@ -256,6 +329,8 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 			  NULL) < 0)
 			sb_die(ep, "make the cover of the data directory read-only", NULL);
 	}
+	if (nsec)
+		sb_secrets(sb, secfd, nsec, ep);
 	/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the
 	 * new root alone, with no path back to the host's tree. */
 	if (chdir(SB_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)

@@ -37,7 +37,13 @@ struct fl_sandbox {
 	const char *hide;    /* a directory the instance must not see (the data directory) */
 	int writable_cwd;    /* build steps: the working directory is writable (and is
 				given to uid first) */
+	/* Secrets: host directories (DATA/secrets/NAME, absolute, no symbolic links)
+	 * whose regular files are copied into a read-only tmpfs as
+	 * /run/secrets/NAME/FILE, mode 0400 and owned by uid; NULL-terminated, or NULL. */
+	const char *const *secrets;
 };
+
+#define FL_SANDBOX_MAX_SECRETS 64
 
 /* The uid (also used as gid) of a function: FL_SANDBOX_UID_BASE plus a stable hash
  * (FNV-1a) of its name modulo FL_SANDBOX_UID_COUNT. */

@@ -40,7 +40,8 @@ enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITE
 /* Every message starts with this header. SPAWN is followed, if SP_HAS_SANDBOX, by a
  * struct sp_sbwire, then by NUL-terminated strings (the directory if SP_HAS_CWD, then
  * argc arguments, then envc environment entries, then if SP_HAS_SANDBOX the function
- * name and the directory to hide, either possibly empty); FAILED by one NUL-terminated
+ * name and the directory to hide, either possibly empty, then nsecrets secret
+ * directories); FAILED by one NUL-terminated
  * sentence; STARTED carries two descriptors. */
 struct sp_hdr {
 	uint32_t type;
@@ -55,7 +56,7 @@ struct sp_hdr {
 /* The fixed part of a sandbox description on the wire. */
 struct sp_sbwire {
 	uint64_t memory;
-	uint32_t cpu_millis, pids, uid, gid, writable_cwd, pad;
+	uint32_t cpu_millis, pids, uid, gid, writable_cwd, nsecrets;
 };
 
 struct fl_spawner {
@@ -653,6 +654,7 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 	char **argv = NULL, **envp = NULL;
 	struct fl_sandbox sb, *sbp = NULL;
 	struct sp_sbwire w = {0};
+	const char *secrets[FL_SANDBOX_MAX_SECRETS + 1];
 	const char *cwd = NULL;
 	char *s;
 
@@ -666,13 +668,18 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 		memcpy(&w, p, sizeof(w));
 		p += sizeof(w);
 		len -= sizeof(w);
+		if (w.nsecrets > FL_SANDBOX_MAX_SECRETS) {
+			fl_warn("spawner", "ignoring a spawn request for id %llu with %u secrets",
+				(unsigned long long)h->id, w.nsecrets);
+			return;
+		}
 	}
 	s = p;
 	for (i = 0; i < len; i++)
 		if (p[i] == '\0')
 			nstr++;
 	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0) +
-	       ((h->flags & SP_HAS_SANDBOX) ? 2 : 0);
+	       ((h->flags & SP_HAS_SANDBOX) ? 2 + (size_t)w.nsecrets : 0);
 	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
 		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
 			(unsigned long long)h->id);
@@ -702,6 +709,11 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 					 .writable_cwd = w.writable_cwd != 0};
 		s += strlen(s) + 1;
 		sb.hide = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		for (j = 0; j < w.nsecrets; j++, s += strlen(s) + 1)
+			secrets[j] = s;
+		secrets[j] = NULL;
+		sb.secrets = w.nsecrets ? secrets : NULL;
 		sbp = &sb;
 	}
 	if (argv[0][0] == '\0')
@@ -963,7 +975,7 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	const char *sbname = "", *sbhide = "";
 	size_t len = sizeof(h), off;
 	char *buf;
-	int r, i;
+	int r, i, nsec = 0;
 
 	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
 		return -EINVAL;
@@ -976,6 +988,10 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 		sbname = sb->name ? sb->name : "";
 		sbhide = sb->hide ? sb->hide : "";
 		len += sizeof(struct sp_sbwire) + strlen(sbname) + 1 + strlen(sbhide) + 1;
+		for (; sb->secrets && sb->secrets[nsec]; nsec++)
+			len += strlen(sb->secrets[nsec]) + 1;
+		if (nsec > FL_SANDBOX_MAX_SECRETS)
+			return -E2BIG;
 	}
 	for (i = 0; argv[i] && len <= SP_MAX_MSG; i++, h.argc++)
 		len += strlen(argv[i]) + 1;
@@ -992,7 +1008,8 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 				      .pids = sb->pids,
 				      .uid = sb->uid,
 				      .gid = sb->gid,
-				      .writable_cwd = sb->writable_cwd ? 1 : 0};
+				      .writable_cwd = sb->writable_cwd ? 1 : 0,
+				      .nsecrets = (uint32_t)nsec};
 		memcpy(buf + off, &w, sizeof(w));
 		off += sizeof(w);
 	}
@@ -1011,6 +1028,8 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	if (sb) {
 		SP_PUT(sbname);
 		SP_PUT(sbhide);
+		for (i = 0; i < nsec; i++)
+			SP_PUT(sb->secrets[i]);
 	}
 #undef SP_PUT
 	r = sp_send(sp, buf, len);

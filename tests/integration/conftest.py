@@ -1,6 +1,6 @@
 """conftest.py -- black-box fixtures: a real `flint serve` on free ports, its CLI and its APIs.
 
-Every daemon runs from bin/flint with a fresh data directory under pytest's tmp_path and
+Every daemon runs from bin/flint (or $FLINT_BIN) with a fresh data directory under pytest's tmp_path and
 writes its log there; the tail of that log is attached to every failing test. Stopping a
 daemon checks that none of the processes it started (spawner, instances) outlive it.
 """
@@ -19,7 +19,8 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-FLINT = ROOT / "bin" / "flint"
+# FLINT_BIN runs the suite against another build (e.g. one with sanitizers).
+FLINT = Path(os.environ.get("FLINT_BIN") or ROOT / "bin" / "flint")
 APPS = Path(__file__).resolve().parent / "apps"
 PY = "/usr/bin/python3"
 sys.path.insert(0, str(APPS))  # tests share helpers with the apps (testapp.pattern)
