@@ -88,7 +88,9 @@ def test_redeploy_makes_a_new_version(flint):
 
 
 def test_api_put_created_then_updated(flint, tmp_path):
-    spec = {"command": [PY, str(APPS / "testapp.py")], "scale": {"max": 2}}
+    # The sandbox gives instances a private /tmp: a command-only function sees the
+    # host's files through its workdir (bound back in), wherever the checkout is.
+    spec = {"command": [PY, "testapp.py"], "workdir": str(APPS), "scale": {"max": 2}}
     r = flint.api("PUT", "/v1/functions/viaapi", json=spec)
     assert r.status_code == 201, r.text
     assert r.json() == {"name": "viaapi", "version": 1, "created": True}
