@@ -532,10 +532,12 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 		return;
 	}
 	if (strcmp(p, "/v1/functions") == 0) {
-		json_t *arr = json_array(), *j = json_object();
+		json_t *arr, *j;
 		fl_list *l;
 		if (!is(req, "GET"))
 			goto method;
+		arr = json_array();
+		j = json_object();
 		/* Sorted by name: collect, then sort. */
 		for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
 			ctl_fn *f = fl_container_of(l, ctl_fn, link);
@@ -644,10 +646,12 @@ void ctl_admin_handle(void *ctx, fl_httpd_req *req, fl_httpd_resp *resp)
 		return;
 	}
 	if (strcmp(rest, "/instances") == 0) {
-		json_t *arr = json_array(), *j = json_object();
+		json_t *arr, *j;
 		fl_list *l;
 		if (!is(req, "GET"))
 			goto method;
+		arr = json_array();
+		j = json_object();
 		for (l = fn->insts.next; l != &fn->insts; l = l->next) {
 			ctl_inst *in = fl_container_of(l, ctl_inst, link);
 			if (!in->job)

@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define HEAD_MAX (32 * 1024)
+#define HEAD_MAX    (32 * 1024)
 #define MAX_HEADERS 100
 
 struct st {
@@ -109,8 +109,8 @@ static int on_headers_complete(llhttp_t *p)
 	for (i = 0; i < s->field.len; i++)
 		if (!tchar((unsigned char)s->field.p[i]))
 			abort();
-	fl_route_request(s->url.p ? s->url.p : "", s->url.len, s->host.p, s->host.len,
-			 "localhost", &r);
+	fl_route_request(s->url.p ? s->url.p : "", s->url.len, s->host.p, s->host.len, "localhost",
+			 &r);
 	if ((r.kind == FL_ROUTE_FUNCTION || r.kind == FL_ROUTE_ASYNC) && r.name_len == 0)
 		abort();
 	return 0;

@@ -43,11 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct fl_tw_msg r;
 			long rs = fl_tw_frame_size((const uint8_t *)out.p, out.len, 1 << 30);
 			/* The reply must read back as one whole frame of the same framing. */
-			if (m.framing != FL_TW_UNFRAMED_BINARY && m.framing != FL_TW_UNFRAMED_COMPACT &&
-			    rs != (long)out.len)
+			if (m.framing != FL_TW_UNFRAMED_BINARY &&
+			    m.framing != FL_TW_UNFRAMED_COMPACT && rs != (long)out.len)
 				abort();
 			/* (Kitex protobuf payloads carry no message header flint reads.) */
-			if (rs > 0 && fl_tw_parse((const uint8_t *)out.p, (size_t)rs, &r, &why) == 0 &&
+			if (rs > 0 &&
+			    fl_tw_parse((const uint8_t *)out.p, (size_t)rs, &r, &why) == 0 &&
 			    r.proto != FL_TW_PROTOBUF && r.type != 3)
 				abort();
 		}

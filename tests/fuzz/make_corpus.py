@@ -131,7 +131,6 @@ def main():
         put("fuzz_sniff", "http_" + k, v)
         # fuzz_http1_head: the first byte says where the input splits into two reads.
         put("fuzz_http1_head", k, bytes([len(v) // 2 % 256]) + v.encode())
-        put("fuzz_httpd_request", k, v)
     for i, r in enumerate(ROUTES):
         put("fuzz_router", "route%02d" % i, r)
     for i, c in enumerate(CRON):

@@ -1,0 +1,289 @@
+"""coldstart.py -- cold starts, spawn rate, density and a cold burst against a running flint.
+
+Run by bench/coldstart.sh, which starts `flint serve` and passes everything through the
+environment: CS_GW, CS_ADMIN (host:port), CS_TOKEN, CS_FLINT_PID, CS_DIR (a directory
+holding the built ./hello), CS_OUT (where results.md goes), CS_FLOOR (a file with the
+floor harness's samples in microseconds, one per line), and the sizes CS_COLD (functions
+for the cold-start test), CS_SPAWN (instances for the spawn rate), CS_DENSITY (idle
+instances) and CS_BURST (concurrent requests).
+"""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+import requests
+
+GW = os.environ["CS_GW"]
+ADMIN = "http://" + os.environ["CS_ADMIN"]
+TOKEN = os.environ["CS_TOKEN"]
+FLINT_PID = int(os.environ["CS_FLINT_PID"])
+DIR = os.environ["CS_DIR"]
+OUT = os.environ["CS_OUT"]
+COLD = int(os.environ.get("CS_COLD", "100"))
+SPAWN = int(os.environ.get("CS_SPAWN", "100"))
+DENSITY = int(os.environ.get("CS_DENSITY", "1000"))
+BURST = int(os.environ.get("CS_BURST", "200"))
+
+S = requests.Session()
+S.headers["Authorization"] = "Bearer " + TOKEN
+ROWS = []
+
+
+def log(*a):
+    print("coldstart:", *a, file=sys.stderr, flush=True)
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, (len(v) * p) // 100)]
+
+
+def deploy(name, sandbox, **scale):
+    spec = {"command": ["./hello"], "workdir": DIR, "sandbox": sandbox,
+            "scale": dict({"min": 0, "max": 1, "idle_timeout": "10m"}, **scale),
+            "health": {"startup_timeout": "60s"}, "queue": {"timeout": "60s"}}
+    r = S.put(ADMIN + "/v1/functions/" + name, data=json.dumps(spec))
+    if r.status_code not in (200, 201):
+        sys.exit("coldstart: deploying %s failed: %s %s" % (name, r.status_code, r.text))
+
+
+def remove(name):
+    S.delete(ADMIN + "/v1/functions/" + name)
+
+
+def instances(name):
+    return S.get(ADMIN + "/v1/functions/" + name + "/instances").json()["instances"]
+
+
+def wait_no_instances(timeout=120):
+    """Waits until every instance of removed functions is gone (the spawner has no children
+    left), so phases do not overlap."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not S.get(ADMIN + "/v1/functions").json()["functions"] and not children(spawner_pid()):
+            return
+        time.sleep(0.05)
+    log("instances still running after %d s" % timeout)
+
+
+def children(pid):
+    out = []
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out += f.read().split()
+    except OSError:
+        pass
+    return out
+
+
+def ttfb(path, host="x"):
+    """Time to the first byte of the answer to GET path on the gateway, in ms, and the head."""
+    h, p = GW.rsplit(":", 1)
+    t0 = time.perf_counter()
+    s = socket.create_connection((h, int(p)))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
+    first = s.recv(65536)
+    t1 = time.perf_counter()
+    data = first
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return (t1 - t0) * 1000, data.decode("latin-1")
+
+
+def cold_starts(sandbox):
+    tag = "sb" if sandbox else "ns"
+    names = ["hc-%s-%d" % (tag, i) for i in range(COLD)]
+    for n in names:
+        deploy(n, sandbox)
+    time.sleep(0.5)  # let deploys settle: nothing must be running yet
+    v, server = [], []
+    for n in names:
+        ms, resp = ttfb("/function/%s/" % n)
+        if " 200 " not in resp.split("\r\n", 1)[0] or "hello from C" not in resp:
+            sys.exit("coldstart: %s answered %r" % (n, resp[:200]))
+        if "cold;dur=" not in resp:
+            sys.exit("coldstart: %s was not a cold start (no Server-Timing: cold)" % n)
+        v.append(ms)
+    for n in names:
+        det = instances(n)
+        for i in det:
+            if i.get("cold_start_ms") is not None:
+                server.append(i["cold_start_ms"])
+    for n in names:
+        remove(n)
+    wait_no_instances()
+    return v, server
+
+
+def spawn_rate(sandbox):
+    name = "sr-" + ("sb" if sandbox else "ns")
+    deploy(name, sandbox, max=SPAWN)
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    r = S.post(ADMIN + "/v1/functions/%s/scale" % name, data=json.dumps({"min": SPAWN}))
+    if r.status_code != 200:
+        sys.exit("coldstart: scale failed: %s" % r.text)
+    while True:
+        ins = instances(name)
+        if sum(1 for i in ins if i["state"] == "ready") >= SPAWN:
+            break
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    first = min(i["started_ms"] for i in ins)
+    last = max(i["ready_ms"] for i in ins)
+    remove(name)
+    wait_no_instances()
+    return SPAWN / wall, SPAWN / max((last - first) / 1000, 1e-3), wall
+
+
+def pss_kib(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def spawner_pid():
+    for c in children(FLINT_PID):
+        try:
+            with open("/proc/%s/comm" % c) as g:
+                if g.read().strip() == "flint-spawner":
+                    return int(c)
+        except OSError:
+            pass
+    return 0
+
+
+def density():
+    name = "dn"
+    sp = spawner_pid()
+    deploy(name, True, max=DENSITY)
+    time.sleep(0.5)
+    base, base_sp = pss_kib(FLINT_PID), pss_kib(sp)
+    t0 = time.perf_counter()
+    S.post(ADMIN + "/v1/functions/%s/scale" % name, data=json.dumps({"min": DENSITY}))
+    ready, last_change, prev = 0, time.monotonic(), -1
+    while True:
+        ins = instances(name)
+        ready = sum(1 for i in ins if i["state"] == "ready")
+        if ready != prev:
+            prev, last_change = ready, time.monotonic()
+        if ready >= DENSITY or time.monotonic() - last_change > 20:
+            break
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    time.sleep(2)  # idle: let whatever the starts allocated settle
+    ins = instances(name)
+    ready = sum(1 for i in ins if i["state"] == "ready")
+    full, full_sp = pss_kib(FLINT_PID), pss_kib(sp)
+    nfd = len(os.listdir("/proc/%d/fd" % FLINT_PID))
+    why = ""
+    if ready < DENSITY:
+        d = S.get(ADMIN + "/v1/functions/" + name).json()
+        why = (d.get("reason") or "") + " | " + "; ".join(e["what"] for e in d.get("events", [])[-3:])
+    remove(name)
+    wait_no_instances(300)
+    return ready, wall, base, full, base_sp, full_sp, nfd, why
+
+
+def burst():
+    name = "burst"
+    deploy(name, True, max=50, concurrency=4)
+    time.sleep(0.3)
+    h, p = GW.rsplit(":", 1)
+    socks = [socket.create_connection((h, int(p))) for _ in range(BURST)]
+    go = threading.Barrier(BURST + 1)
+    done = [None] * BURST
+
+    def one(k):
+        s = socks[k]
+        go.wait()
+        s.sendall(b"GET /function/burst/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        done[k] = (time.perf_counter(), data.split(b"\r\n", 1)[0])
+        s.close()
+
+    th = [threading.Thread(target=one, args=(k,)) for k in range(BURST)]
+    for t in th:
+        t.start()
+    go.wait()
+    t0 = time.perf_counter()
+    for t in th:
+        t.join()
+    lat = [(d[0] - t0) * 1000 for d in done]
+    ok = sum(1 for d in done if b" 200 " in d[1])
+    n_inst = len([i for i in instances(name) if i["state"] in ("ready", "starting")])
+    remove(name)
+    wait_no_instances()
+    return ok, max(lat), pct(lat, 50), n_inst
+
+
+def row(*cells):
+    ROWS.append("| " + " | ".join(str(c) for c in cells) + " |")
+    print(ROWS[-1], flush=True)
+
+
+def main():
+    floor = [float(x) / 1000 for x in open(os.environ["CS_FLOOR"]).read().split()]
+    f50, f99 = pct(floor, 50), pct(floor, 99)
+    row("measure", "figure", "goal")
+    row("---", "---:", "---")
+    row("floor: fork+exec+first response (bench/coldfloor.c), p50 / p99",
+        "%.2f / %.2f ms" % (f50, f99), "")
+    for sandbox in (True, False):
+        log("cold starts, sandbox=%s" % sandbox)
+        v, server = cold_starts(sandbox)
+        s50, s99 = pct(v, 50), pct(v, 99)
+        label = "sandboxed" if sandbox else "sandbox: false"
+        row("cold start, %s, TTFB through the gateway, p50 / p99 (%d functions)" % (label, len(v)),
+            "%.2f / %.2f ms (%.2f / %.2f × floor)" % (s50, s99, s50 / f50, s99 / f99),
+            "≤ 5 / ≤ 20 ms, ≤ 1.5 × floor" if sandbox else "")
+        if server:
+            row("  flint's spawn-to-ready, %s, p50 / p99" % label,
+                "%.2f / %.2f ms" % (pct(server, 50), pct(server, 99)), "")
+    for sandbox in (True, False):
+        log("spawn rate, sandbox=%s" % sandbox)
+        rate, rate_api, wall = spawn_rate(sandbox)
+        label = "sandboxed" if sandbox else "sandbox: false"
+        row("spawn rate, %s: %d instances, scale call to all ready" % (label, SPAWN),
+            "%.0f /s (%.2f s); first start to last ready: %.0f /s" % (rate, wall, rate_api),
+            "≥ 300 /s" if sandbox else "")
+    if DENSITY > 0:
+        log("density: %d idle instances" % DENSITY)
+        ready, wall, base, full, bsp, fsp, nfd, why = density()
+        per = (full - base) / max(ready, 1)
+        row("density: idle sandboxed instances ready", "%d of %d (in %.1f s)" % (ready, DENSITY, wall), "1,000")
+        row("  flint serve PSS: without / with them", "%.1f / %.1f MiB" % (base / 1024, full / 1024), "")
+        row("  flint serve PSS per idle instance", "%.1f KiB" % per, "≤ 1 MiB")
+        row("  spawner PSS: without / with them", "%.1f / %.1f MiB (%.1f KiB each)" %
+            (bsp / 1024, fsp / 1024, (fsp - bsp) / max(ready, 1)), "")
+        row("  flint serve open descriptors with them", nfd, "")
+        if why:
+            row("  why not all", why.replace("|", "/"), "")
+    log("burst: %d concurrent requests" % BURST)
+    ok, total, p50, n = burst()
+    row("burst: 0 → %d concurrent requests, concurrency 4, max 50: all served" % BURST,
+        "%d × 200 in %.1f ms (p50 %.1f ms, %d instances)" % (ok, total, p50, n), "")
+    with open(OUT, "w") as f:
+        f.write("\n".join(ROWS) + "\n")
+
+
+main()

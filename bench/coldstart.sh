@@ -1,0 +1,84 @@
+#!/bin/sh
+# coldstart.sh -- cold starts, spawn rate, density and a cold burst of examples/hello-c.
+#
+# Builds examples/hello-c and bench/coldfloor.c, measures the bare floor (fork+exec of
+# the same binary, connect-poll, one request), starts a private `flint serve` and runs
+# bench/coldstart.py against it: first requests to CS_COLD fresh functions (sandboxed,
+# then `sandbox: false`), instances started per second, CS_DENSITY idle instances and
+# flint's memory per instance, and CS_BURST concurrent requests on a cold function.
+# Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
+#
+# Environment: CS_COLD (default 100), CS_SPAWN (100), CS_DENSITY (1000, 0 skips),
+# CS_BURST (200), FLINT_THREADS (2). Needs root: sandboxes are built with flint's
+# privileges.
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+PY=/usr/bin/python3
+
+die() {
+	echo "coldstart: $*" >&2
+	exit 1
+}
+
+for v in "${CS_COLD:=100}" "${CS_SPAWN:=100}" "${CS_DENSITY:=1000}" "${CS_BURST:=200}" \
+	"${FLINT_THREADS:=2}"; do
+	case $v in
+	'' | *[!0-9]*) die "CS_COLD, CS_SPAWN, CS_DENSITY, CS_BURST and FLINT_THREADS must be whole numbers (got '$v')." ;;
+	esac
+done
+export CS_COLD CS_SPAWN CS_DENSITY CS_BURST
+[ "$(id -u)" = 0 ] || die "run as root: sandboxed instances need it."
+[ -x bin/flint ] || die "bin/flint is missing; run make first."
+command -v cc >/dev/null 2>&1 || die "cc is not installed; run make deps first."
+
+T=$(mktemp -d /tmp/flint-cold.XXXXXX) || die "cannot create a temporary directory."
+chmod 755 "$T"
+cp bin/flint "$T/flint" || die "cannot copy bin/flint to $T."
+mkdir -p "$T/hello" || die "cannot create $T/hello."
+cc -O2 -o "$T/hello/hello" examples/hello-c/hello.c || die "building examples/hello-c failed."
+chmod -R a+rX "$T/hello"
+cc -O2 -o "$T/coldfloor" bench/coldfloor.c || die "building bench/coldfloor.c failed."
+# 2,000 processes and 4,000 pipes for 1,000 instances.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+ulimit -u unlimited 2>/dev/null
+
+FLINT_PID=""
+cleanup() {
+	trap - EXIT INT TERM
+	[ -n "$FLINT_PID" ] || return 0
+	kill -TERM "$FLINT_PID" 2>/dev/null
+	wait "$FLINT_PID" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'echo "coldstart: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+set -- $($PY -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+[ $# -eq 3 ] || die "could not find free loopback ports."
+GW=$1 ADMIN=$2 FLOORPORT=$3
+echo "coldstart: results and logs in $T (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# The floor first, while nothing else runs.
+"$T/coldfloor" 200 "$FLOORPORT" "$T/hello" ./hello >"$T/floor.txt" 2>"$T/floor.log" ||
+	die "the floor harness failed; see $T/floor.log."
+
+"$T/flint" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
+	--threads "$FLINT_THREADS" --log-level warn >"$T/flint.log" 2>&1 &
+FLINT_PID=$!
+n=0
+until curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null 2>&1; do
+	n=$((n + 1))
+	[ $n -lt 150 ] || die "flint serve did not start within 15 s; see $T/flint.log."
+	sleep 0.1
+done
+
+CS_GW=127.0.0.1:$GW CS_ADMIN=127.0.0.1:$ADMIN CS_TOKEN=$(cat "$T/data/token") \
+	CS_FLINT_PID=$FLINT_PID CS_DIR=$T/hello CS_OUT=$T/results.md CS_FLOOR=$T/floor.txt \
+	$PY "$ROOT/bench/coldstart.py" || die "the measurements failed; see $T/flint.log."
