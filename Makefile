@@ -25,17 +25,18 @@ LDFLAGS += -fsanitize=address,undefined
 B       := build-san
 endif
 
-LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp -lhiredis -lnats
+LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp -lhiredis -lnats -larchive
 
 CORE_OBJ := core/log.o core/util.o core/buf.o core/sha256.o core/yaml.o core/base64.o \
             net/listen.o net/httpd.o
 DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
-            gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http2.o proto/thrift.o proto/thrift_wire.o \
+            gateway/dispatcher.o gateway/upstream.o proto/http1.o proto/http1_exchange.o proto/http1_local.o \
+            proto/http2.o proto/http2_up.o proto/http2_h1.o proto/thrift.o proto/thrift_wire.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/autoscaler.o \
-            control/logstore.o control/probe.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
+            control/logstore.o control/probe.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o control/image.o runtime/spawner.o runtime/sandbox_linux.o runtime/cgroup.o \
             runtime/seccomp.o obs/metrics.o
-EVENTS_OBJ := events/async.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
+EVENTS_OBJ := events/async.o events/async_gw.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
             events/trigger_redis.o events/trigger_nats.o
 CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o cli/cmd_new.o cli/cmd_versions.o cli/cmd_secret.o cli/cmd_top.o
 MAIN_OBJ := main.o
@@ -93,11 +94,17 @@ integration: all
 
 test: unit integration
 
+# The side-by-side HTTP/1.1 table first (bench/run.sh), then HTTP/2 and gRPC,
+# Thrift, async and cold starts; each prints its own table. BENCH_ONLY=h2 (or
+# run, thrift, async, coldstart) runs one.
+BENCH_SCRIPTS := run h2 thrift async coldstart
 bench: all
-	@sh bench/run.sh
+	@set -e; for b in $(or $(BENCH_ONLY),$(BENCH_SCRIPTS)); do \
+		echo "== bench/$$b.sh"; sh bench/$$b.sh; done
 
 # Fuzzing (clang + libFuzzer). Targets that #include the parser's .c link the
-# small base; fuzz_sniff reaches the codec table, so it links the whole daemon.
+# small base; fuzz_sniff reaches the codec table, so it links the whole daemon:
+# the codecs instrumented, the rest as built for bin/flint.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FZ           := build-fuzz
@@ -105,10 +112,12 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -g -O1 -std=gnu17 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Isrc \
                 -I$(LLHTTP_INC) -MMD -MP -pthread $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_thrift_wire fuzz_router fuzz_spec fuzz_yaml fuzz_cron fuzz_sniff \
-                fuzz_http1_head fuzz_httpd_request
+                fuzz_http1_head
 FUZZ_BIN     := $(addprefix $(FZ)/,$(FUZZ_TARGETS))
 FUZZ_BASE    := $(addprefix $(FZ)/obj/,core/log.o core/util.o core/buf.o core/sha256.o $(LLHTTP_OBJ))
-FUZZ_LIB     := $(addprefix $(FZ)/obj/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ))
+FUZZ_CODECS  := proto/http2.o proto/http2_up.o proto/http2_h1.o proto/thrift.o proto/thrift_wire.o
+FUZZ_LIB     := $(addprefix $(FZ)/obj/,$(FUZZ_CODECS) $(LLHTTP_OBJ)) \
+                $(addprefix build/,$(filter-out $(FUZZ_CODECS),$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ)))
 
 $(FZ)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)

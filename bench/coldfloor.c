@@ -116,7 +116,8 @@ int main(int argc, char **argv)
 	if (n == 0)
 		return 1;
 	qsort(v, (size_t)n, sizeof(*v), cmp);
-	fprintf(stderr, "p50 %.0f p99 %.0f\n", v[n / 2], v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+	fprintf(stderr, "p50 %.0f p99 %.0f\n", v[n / 2],
+		v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
 	free(v);
 	return 0;
 }

@@ -145,15 +145,39 @@ def spawn_rate(sandbox):
     return SPAWN / wall, SPAWN / max((last - first) / 1000, 1e-3), wall
 
 
-def pss_kib(pid):
+def smaps(pid):
+    """PSS and private (clean + dirty) memory of pid in KiB, from smaps_rollup."""
+    pss = priv = 0
     try:
         with open("/proc/%d/smaps_rollup" % pid) as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
+                k = line.split()
+                if k[0] == "Pss:":
+                    pss = int(k[1])
+                elif k[0] in ("Private_Clean:", "Private_Dirty:"):
+                    priv += int(k[1])
+    except (OSError, IndexError):
         pass
-    return 0
+    return pss, priv
+
+
+def flint_memory():
+    """(serve PSS, serve private, PSS of serve + spawner + every sandbox init) in KiB. The
+    inits are forked from the spawner, which is forked from flint serve, and share pages
+    with both: PSS splits those pages between them, so only the sum is flint's whole
+    memory. Instances' own processes (exec'd) are not counted."""
+    sp = spawner_pid()
+    pss, priv = smaps(FLINT_PID)
+    total = pss + smaps(sp)[0]
+    for c in children(sp):
+        try:
+            with open("/proc/%s/comm" % c) as g:
+                if g.read().strip() != "flint-init":
+                    continue
+        except OSError:
+            continue
+        total += smaps(int(c))[0]
+    return pss, priv, total
 
 
 def spawner_pid():
@@ -169,10 +193,9 @@ def spawner_pid():
 
 def density():
     name = "dn"
-    sp = spawner_pid()
     deploy(name, True, max=DENSITY)
     time.sleep(0.5)
-    base, base_sp = pss_kib(FLINT_PID), pss_kib(sp)
+    base = flint_memory()
     t0 = time.perf_counter()
     S.post(ADMIN + "/v1/functions/%s/scale" % name, data=json.dumps({"min": DENSITY}))
     ready, last_change, prev = 0, time.monotonic(), -1
@@ -188,7 +211,7 @@ def density():
     time.sleep(2)  # idle: let whatever the starts allocated settle
     ins = instances(name)
     ready = sum(1 for i in ins if i["state"] == "ready")
-    full, full_sp = pss_kib(FLINT_PID), pss_kib(sp)
+    full = flint_memory()
     nfd = len(os.listdir("/proc/%d/fd" % FLINT_PID))
     why = ""
     if ready < DENSITY:
@@ -196,7 +219,7 @@ def density():
         why = (d.get("reason") or "") + " | " + "; ".join(e["what"] for e in d.get("events", [])[-3:])
     remove(name)
     wait_no_instances(300)
-    return ready, wall, base, full, base_sp, full_sp, nfd, why
+    return ready, wall, base, full, nfd, why
 
 
 def burst():
@@ -268,13 +291,14 @@ def main():
             "≥ 300 /s" if sandbox else "")
     if DENSITY > 0:
         log("density: %d idle instances" % DENSITY)
-        ready, wall, base, full, bsp, fsp, nfd, why = density()
-        per = (full - base) / max(ready, 1)
+        ready, wall, base, full, nfd, why = density()
+        n = max(ready, 1)
         row("density: idle sandboxed instances ready", "%d of %d (in %.1f s)" % (ready, DENSITY, wall), "1,000")
-        row("  flint serve PSS: without / with them", "%.1f / %.1f MiB" % (base / 1024, full / 1024), "")
-        row("  flint serve PSS per idle instance", "%.1f KiB" % per, "≤ 1 MiB")
-        row("  spawner PSS: without / with them", "%.1f / %.1f MiB (%.1f KiB each)" %
-            (bsp / 1024, fsp / 1024, (fsp - bsp) / max(ready, 1)), "")
+        row("  flint serve: private memory without / with them (per instance)",
+            "%.1f / %.1f MiB (%.1f KiB)" % (base[1] / 1024, full[1] / 1024, (full[1] - base[1]) / n), "")
+        row("  flint serve + spawner + sandbox inits: PSS without / with them (per instance)",
+            "%.1f / %.1f MiB (%.1f KiB)" % (base[2] / 1024, full[2] / 1024, (full[2] - base[2]) / n),
+            "≤ 1 MiB per instance")
         row("  flint serve open descriptors with them", nfd, "")
         if why:
             row("  why not all", why.replace("|", "/"), "")

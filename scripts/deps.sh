@@ -7,11 +7,11 @@ set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
 libuv1-dev node-llhttp libnghttp2-dev libsqlite3-dev libjansson-dev libyaml-dev
-libcurl4-openssl-dev libseccomp-dev libhiredis-dev libnats-dev libcmocka-dev
+libcurl4-openssl-dev libseccomp-dev libhiredis-dev libnats-dev libcmocka-dev libarchive-dev
 python3 python3-pytest python3-requests python3-grpcio python3-grpc-tools
 python3-thrift python3-flask gunicorn redis-server nats-server curl wrk
 nghttp2-client nginx haproxy iproute2 procps psmisc sqlite3 thrift-compiler
-nodejs"
+nodejs busybox-static"
 
 missing=""
 for p in $PKGS; do

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "control/blobs.h"
+#include "control/image.h"
 #include "control/ctl.h"
 #include "control/secrets.h"
 #include "core/buf.h"
@@ -206,6 +207,22 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 			fl_spec_free(spec);
 			return 400;
 		}
+	{
+		/* Unpack the code and the image now: a version is stored only once it
+		 * can run (a refused archive must not stay in the registry). */
+		char *dir = NULL;
+		struct fl_image *img = NULL;
+		if (spec->code && fl_blob_unpack(ctl->data_dir, spec->code, &dir, err, errlen) < 0) {
+			fl_spec_free(spec);
+			return 400;
+		}
+		free(dir);
+		if (spec->image && fl_image_open(ctl->data_dir, spec->image, &img, err, errlen) < 0) {
+			fl_spec_free(spec);
+			return 400;
+		}
+		fl_image_free(img);
+	}
 	norm = fl_spec_to_json(spec);
 	text = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(norm);

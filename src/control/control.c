@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"  --log-level L    debug, info, warn or error (default info)\n"
 		"  --header-timeout DUR  a request head must arrive within DUR of its first byte\n"
 		"                   (default 10s; 408 and close after)\n"
-		"  --idle-timeout DUR    keep-alive connections idle this long are closed (default 60s)\n");
+		"  --idle-timeout DUR    keep-alive connections idle this long are closed (default "
+		"60s)\n");
 }
 
 static char *default_data_dir(void)
@@ -418,8 +419,9 @@ int fl_serve_main(int argc, char **argv)
 		case 'I':
 			if (fl_parse_duration(optarg, c == 'H' ? &header_ms : &idle_ms) < 0 ||
 			    (c == 'H' ? header_ms : idle_ms) < 100) {
-				fprintf(stderr, "flint: --%s must be a duration of at least 100ms, "
-						"e.g. 10s\n",
+				fprintf(stderr,
+					"flint: --%s must be a duration of at least 100ms, "
+					"e.g. 10s\n",
 					c == 'H' ? "header-timeout" : "idle-timeout");
 				return 2;
 			}

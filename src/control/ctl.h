@@ -56,6 +56,7 @@ struct ctl_fn {
 	fl_spec *spec;
 	char *spec_json; /* normalized */
 	char *codedir;	 /* unpacked code, or NULL */
+	struct fl_image *image; /* spec->image resolved and unpacked (control/image.h), or NULL */
 	uint64_t created_ms, updated_ms;
 	fl_fnstats *stats;
 	fl_list insts;

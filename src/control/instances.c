@@ -14,6 +14,7 @@
 
 #include "control/blobs.h"
 #include "control/ctl.h"
+#include "control/image.h"
 #include "control/secrets.h"
 #include "control/probe.h"
 #include "core/buf.h"
@@ -380,6 +381,7 @@ static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why)
 }
 
 static void probe_schedule(ctl_inst *in);
+static void live_now(uv_timer_t *t);
 
 static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 {
@@ -409,6 +411,50 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 			inst_drain(ctl, o, "replaced by a new version");
 	}
 	ctl_publish_now(ctl); /* held requests are waiting for exactly this */
+	if (fn->spec->liveness_interval_ms) {
+		/* While ready, probe_delay_ms counts consecutive liveness failures. */
+		in->probe_delay_ms = 0;
+		uv_timer_start(&in->timer, live_now, fn->spec->liveness_interval_ms, 0);
+	}
+}
+
+/* The outcome of a liveness check of a ready instance: enough failures in a row and it
+ * is stopped, and the autoscaler starts another in its place. */
+static void live_done(void *ctx, int ok)
+{
+	ctl_inst *in = ctx;
+	ctl_fn *fn = in->fn;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->timer);
+
+	in->probe = NULL;
+	if (in->exited || in->state != I_READY)
+		return;
+	in->probe_delay_ms = ok ? 0 : in->probe_delay_ms + 1;
+	if (in->probe_delay_ms < fn->spec->liveness_failures) {
+		uv_timer_start(&in->timer, live_now, fn->spec->liveness_interval_ms, 0);
+		return;
+	}
+	ctl_event(fn, "instance i-%llu: liveness check failed %llu times; replacing it",
+		  (unsigned long long)in->id, (unsigned long long)in->probe_delay_ms);
+	fl_logstore_note(ctl->logs, fn->name,
+			 "instance i-%llu: liveness check failed %llu times; replacing it",
+			 (unsigned long long)in->id, (unsigned long long)in->probe_delay_ms);
+	inst_stop(ctl, in);
+	if (!fn->deleted && !ctl->stopping)
+		ctl_scale(ctl, fn);
+}
+
+static void live_now(uv_timer_t *t)
+{
+	ctl_inst *in = t->data;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
+	const fl_spec *sp = in->fn->spec;
+
+	if (in->state != I_READY || in->exited || in->probe)
+		return;
+	if (fl_probe_start(ctl->loop, in->port, sp->health_type, sp->health_path,
+			   sp->liveness_timeout_ms, live_done, in, &in->probe) < 0)
+		live_done(in, 0);
 }
 
 static void probe_done(void *ctx, int ok)
@@ -428,6 +474,7 @@ static void probe_now(uv_timer_t *t)
 {
 	ctl_inst *in = t->data;
 	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
+	uint64_t left;
 
 	if (in->state != I_STARTING || in->exited)
 		return;
@@ -440,17 +487,27 @@ static void probe_now(uv_timer_t *t)
 		inst_stop(ctl, in);
 		return;
 	}
-	if (fl_probe_start(ctl->loop, in->port, in->fn->spec->health_type, in->fn->spec->health_path,
-			   probe_done, in, &in->probe) < 0)
+	/* A check that hangs (an instance that accepts but does not answer yet) must not
+	 * outlast the start deadline, which only this function enforces. */
+	left = in->fn->spec->startup_timeout_ms - (fl_now_ns() - in->spawn_ns) / 1000000;
+	if (fl_probe_start(ctl->loop, in->port, in->fn->spec->health_type,
+			   in->fn->spec->health_path, left ? left : 1, probe_done, in,
+			   &in->probe) < 0)
 		probe_schedule(in);
 }
 
-/* Retries the readiness check: at once a few times, then backing off to 50 ms. */
+/* Retries the readiness check: at once, then every millisecond (the timers' resolution)
+ * for the first PROBE_FAST_MS, where a cold start usually ends, then backing off to 50 ms
+ * for slow starters. A refused loopback connect costs a few microseconds. */
+#define PROBE_FAST_MS 30
 static void probe_schedule(ctl_inst *in)
 {
 	uint64_t d = in->probe_delay_ms;
 
-	in->probe_delay_ms = d == 0 ? 1 : (d * 2 > 50 ? 50 : d * 2);
+	if (fl_now_ns() - in->spawn_ns < PROBE_FAST_MS * 1000000ull)
+		in->probe_delay_ms = 1;
+	else
+		in->probe_delay_ms = d == 0 ? 1 : (d * 2 > 50 ? 50 : d * 2);
 	uv_timer_start(&in->timer, probe_now, d, 0);
 }
 
@@ -498,25 +555,36 @@ static void free_strv(char **v)
 	free(v);
 }
 
-/* Environment: flint's base, then the spec's (which wins), then PORT. */
+/* Whether the NULL-terminated list v (may be NULL) sets the variable of the entry kv. */
+static int env_sets(char *const *v, const char *kv)
+{
+	size_t kl = strcspn(kv, "=");
+
+	for (; v && *v; v++)
+		if (strncmp(*v, kv, kl) == 0 && (*v)[kl] == '=')
+			return 1;
+	return 0;
+}
+
+/* Environment: flint's base, then the image's, then the spec's (each wins over the ones
+ * before), then PORT. */
 static char **make_env(fl_ctl *ctl, ctl_fn *fn, int port)
 {
-	int nb = 0, i, n = 0;
+	char **img = fn->image ? fn->image->env : NULL;
+	int nb = 0, ni = 0, i, n = 0;
 	char **env;
 
 	while (ctl->base_env[nb])
 		nb++;
-	env = fl_xcalloc((size_t)(nb + fn->spec->nenv + 3), sizeof(char *));
-	for (i = 0; i < nb; i++) {
-		const char *eq = strchr(ctl->base_env[i], '=');
-		size_t kl = (size_t)(eq - ctl->base_env[i]);
-		int j, over = 0;
-		for (j = 0; j < fn->spec->nenv; j++)
-			if (strncmp(fn->spec->env[j], ctl->base_env[i], kl + 1) == 0)
-				over = 1;
-		if (!over)
+	while (img && img[ni])
+		ni++;
+	env = fl_xcalloc((size_t)(nb + ni + fn->spec->nenv + 3), sizeof(char *));
+	for (i = 0; i < nb; i++)
+		if (!env_sets(fn->spec->env, ctl->base_env[i]) && !env_sets(img, ctl->base_env[i]))
 			env[n++] = fl_xstrdup(ctl->base_env[i]);
-	}
+	for (i = 0; i < ni; i++)
+		if (!env_sets(fn->spec->env, img[i]) && strncmp(img[i], "PORT=", 5) != 0)
+			env[n++] = fl_xstrdup(img[i]);
 	for (i = 0; i < fn->spec->nenv; i++)
 		env[n++] = fl_xstrdup(fn->spec->env[i]);
 	if (port > 0) {
@@ -526,11 +594,39 @@ static char **make_env(fl_ctl *ctl, ctl_fn *fn, int port)
 	return env;
 }
 
+/* The root file system of the function's own (a host directory), or NULL. */
+static const char *fn_rootfs(ctl_fn *fn)
+{
+	return fn->image ? fn->image->rootfs : fn->spec->rootfs;
+}
+
+/* Where an instance starts: its uploaded code, else the spec's workdir; in a tree of the
+ * function's own, else the image's WorkingDir, else "/". */
 static const char *fn_cwd(ctl_fn *fn)
 {
 	if (fn->codedir)
 		return fn->codedir;
-	return fn->spec->workdir;
+	if (fn->spec->workdir)
+		return fn->spec->workdir;
+	if (fn->image && fn->image->workdir)
+		return fn->image->workdir;
+	return fn_rootfs(fn) ? "/" : NULL;
+}
+
+/* Points the sandbox at the function's own tree, if it has one. cwd is then a path inside
+ * the tree, except for uploaded code, which is bound at its own (resolved) path. */
+static void sb_rootfs(ctl_fn *fn, struct fl_sandbox *sb, const char **cwd, char *rootbuf,
+		      char *codebuf)
+{
+	const char *root = fn_rootfs(fn);
+
+	if (root == NULL)
+		return;
+	sb->rootfs = realpath(root, rootbuf) ? rootbuf : root;
+	if (fn->codedir) {
+		sb->code = realpath(fn->codedir, codebuf) ? codebuf : fn->codedir;
+		*cwd = sb->code;
+	}
 }
 
 static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
@@ -550,9 +646,10 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 {
 	ctl_inst *in;
 	char **argv, **envp, **secrets = NULL, cwdbuf[PATH_MAX], hide[PATH_MAX];
+	char rootbuf[PATH_MAX], codebuf[PATH_MAX], **cmd = fn->spec->argv, **imgcmd = NULL;
 	const char *cwd = fn_cwd(fn);
 	struct fl_sandbox sb = {0};
-	int port = -1, tries, i, r;
+	int port = -1, tries, i, r, argc = 0;
 
 	for (tries = 0; tries < 100; tries++) {
 		port = fl_pick_port(ctl->port_lo, ctl->port_hi, &ctl->port_cursor);
@@ -571,13 +668,22 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 	in->state = I_STARTING;
 	in->spawn_ns = fl_now_ns();
 	in->started_ms = fl_wall_ms();
-	argv = fl_xcalloc((size_t)fn->spec->argc + 1, sizeof(char *));
-	for (i = 0; i < fn->spec->argc; i++)
-		argv[i] = subst_port(fn->spec->argv[i], port);
+	/* The spec's command replaces the image's Entrypoint and Cmd (ctl_fn_apply made sure
+	 * there is one or the other). */
+	if (cmd == NULL && fn->image)
+		cmd = imgcmd = fl_image_command(fn->image);
+	while (cmd && cmd[argc])
+		argc++;
+	argv = fl_xcalloc((size_t)argc + 1, sizeof(char *));
+	for (i = 0; i < argc; i++)
+		argv[i] = subst_port(cmd[i], port);
+	free_strv(imgcmd);
 	envp = make_env(ctl, fn, port);
 	if (fn->spec->sandbox) {
 		/* The sandbox binds and hides by path: absolute, without symbolic links. */
-		if (cwd && realpath(cwd, cwdbuf))
+		if (fn_rootfs(fn))
+			sb_rootfs(fn, &sb, &cwd, rootbuf, codebuf);
+		else if (cwd && realpath(cwd, cwdbuf))
 			cwd = cwdbuf;
 		sb = (struct fl_sandbox){.name = fn->name,
 					 .uid = fl_sandbox_uid(fn->name),
@@ -585,7 +691,9 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 					 .memory = fn->spec->memory,
 					 .cpu_millis = fn->spec->cpu_millis,
 					 .pids = fn->spec->pids,
-					 .hide = realpath(ctl->data_dir, hide)};
+					 .hide = realpath(ctl->data_dir, hide),
+					 .rootfs = sb.rootfs,
+					 .code = sb.code};
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
@@ -632,6 +740,8 @@ static void build_start(fl_ctl *ctl, ctl_fn *fn)
 	ctl_inst *in = inst_new(ctl, fn);
 	char *argv[] = {"/bin/sh", "-c", fn->spec->build, NULL};
 	char **envp = make_env(ctl, fn, 0), cwd[PATH_MAX], hide[PATH_MAX];
+	char rootbuf[PATH_MAX], codebuf[PATH_MAX];
+	const char *dir = realpath(fn->codedir, cwd) ? cwd : fn->codedir;
 	struct fl_sandbox sb = {0};
 	int r, i;
 
@@ -653,12 +763,13 @@ static void build_start(fl_ctl *ctl, ctl_fn *fn)
 					 .pids = fn->spec->pids,
 					 .hide = realpath(ctl->data_dir, hide),
 					 .writable_cwd = 1};
+		/* In a tree of the function's own, the build uses the tree's tools. */
+		sb_rootfs(fn, &sb, &dir, rootbuf, codebuf);
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
 	}
-	r = fl_spawner_spawn(ctl->sp, in->id, realpath(fn->codedir, cwd) ? cwd : fn->codedir, argv,
-			     envp, fn->spec->sandbox ? &sb : NULL);
+	r = fl_spawner_spawn(ctl->sp, in->id, dir, argv, envp, fn->spec->sandbox ? &sb : NULL);
 	free_strv(envp);
 	if (r < 0) {
 		fn->state = F_FAILED;
@@ -942,6 +1053,7 @@ static void fn_free_now(ctl_fn *fn)
 	fl_spec_free(fn->spec);
 	free(fn->spec_json);
 	free(fn->codedir);
+	fl_image_free(fn->image);
 	free(fn->name);
 	free(fn);
 }
@@ -965,11 +1077,26 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 {
 	ctl_fn *fn = ctl_fn_find(ctl, spec->name);
 	char *codedir = NULL;
+	fl_image *image = NULL;
+	struct stat st;
 	fl_list *l;
 
 	if (spec->code && fl_blob_unpack(ctl->data_dir, spec->code, &codedir, err, errlen) < 0) {
 		fl_spec_free(spec);
 		return -EINVAL;
+	}
+	/* The spec checked these on deploy; a later start (or a rollback) checks again. */
+	if (spec->rootfs && (stat(spec->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "rootfs: %s is not a directory on this host", spec->rootfs);
+		goto refuse;
+	}
+	if (spec->image && fl_image_open(ctl->data_dir, spec->image, &image, err, errlen) < 0)
+		goto refuse;
+	if (image && spec->argv == NULL && image->entrypoint[0] == NULL && image->cmd[0] == NULL) {
+		snprintf(err, errlen,
+			 "command: is required: the image %s has neither Entrypoint nor Cmd",
+			 spec->image);
+		goto refuse;
 	}
 	if (fn == NULL) {
 		fn = fl_xcalloc(1, sizeof(*fn));
@@ -986,6 +1113,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		fl_spec_free(fn->spec);
 		free(fn->spec_json);
 		free(fn->codedir);
+		fl_image_free(fn->image);
 		for (l = fn->insts.next; l != &fn->insts; l = l->next) {
 			ctl_inst *i = fl_container_of(l, ctl_inst, link);
 			i->stale = 1; /* runs the old version */
@@ -1000,6 +1128,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 	fn->spec = spec;
 	fn->spec_json = fl_xstrdup(spec_json);
 	fn->codedir = codedir;
+	fn->image = image;
 	fn->version = version;
 	fn->updated_ms = updated_ms;
 	fn->state = F_IDLE;
@@ -1027,6 +1156,11 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 	ctl_publish_later(ctl);
 	ctl_scale(ctl, fn);
 	return 0;
+refuse:
+	fl_image_free(image);
+	free(codedir);
+	fl_spec_free(spec);
+	return -EINVAL;
 }
 
 void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)

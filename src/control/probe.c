@@ -11,6 +11,8 @@
 
 struct fl_probe {
 	uv_tcp_t tcp;
+	uv_timer_t timer; /* the deadline, when one was given */
+	int handles;	  /* open handles; p is freed when the last one is closed */
 	uv_connect_t creq;
 	enum fl_health_type type;
 	char *path;
@@ -25,6 +27,8 @@ static void closed(uv_handle_t *h)
 {
 	fl_probe *p = h->data;
 
+	if (--p->handles > 0)
+		return;
 	fl_buf_free(&p->in);
 	free(p->path);
 	free(p);
@@ -37,7 +41,15 @@ static void finish(fl_probe *p, int ok)
 	p->done = 1;
 	if (!p->cancelled)
 		p->cb(p->ctx, ok);
+	if (p->handles == 2)
+		uv_close((uv_handle_t *)&p->timer, closed);
 	uv_close((uv_handle_t *)&p->tcp, closed);
+}
+
+/* No verdict in time: an instance that accepts but never answers is not healthy. */
+static void on_deadline(uv_timer_t *t)
+{
+	finish(t->data, 0);
 }
 
 void fl_probe_cancel(fl_probe *p)
@@ -119,8 +131,8 @@ static int grpc_request(fl_probe *p, fl_buf *o)
 {
 	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	static const unsigned char settings[9] = {0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0};
-	static const unsigned char data[14] = {0, 0, 5, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM,
-					       0, 0, 0, 1, 0, 0, 0, 0, 0};
+	static const unsigned char data[14] = {
+	    0, 0, 5, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 0, 0, 0, 1, 0, 0, 0, 0, 0};
 	char authority[32];
 	nghttp2_nv nva[6];
 	nghttp2_hd_deflater *d = NULL;
@@ -128,8 +140,7 @@ static int grpc_request(fl_probe *p, fl_buf *o)
 	ssize_t n;
 	unsigned char hdr[9];
 
-#define NV(a, b)                                                                                   \
-	{ (uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), NGHTTP2_NV_FLAG_NONE }
+#define NV(a, b) {(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), NGHTTP2_NV_FLAG_NONE}
 	snprintf(authority, sizeof(authority), "127.0.0.1:%d", p->port);
 	nghttp2_nv tmp[6] = {NV(":method", "POST"),
 			     NV(":scheme", "http"),
@@ -172,8 +183,9 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (p->type == FL_HEALTH_HTTP)
-		fl_buf_printf(&o, "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
-			      p->path, p->port);
+		fl_buf_printf(
+		    &o, "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nUser-Agent: flint-health\r\n\r\n",
+		    p->path, p->port);
 	else if (grpc_request(p, &o) < 0) {
 		fl_buf_free(&o);
 		finish(p, 0);
@@ -191,7 +203,7 @@ static void on_connect(uv_connect_t *req, int status)
 }
 
 int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const char *path,
-		   fl_probe_cb cb, void *ctx, fl_probe **out)
+		   uint64_t timeout_ms, fl_probe_cb cb, void *ctx, fl_probe **out)
 {
 	fl_probe *p = calloc(1, sizeof(*p));
 	struct sockaddr_in a;
@@ -206,6 +218,7 @@ int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const ch
 	p->path = path ? strdup(path) : NULL;
 	uv_tcp_init(loop, &p->tcp);
 	p->tcp.data = p;
+	p->handles = 1;
 	p->creq.data = p;
 	uv_ip4_addr("127.0.0.1", port, &a);
 	r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&a, on_connect);
@@ -214,6 +227,12 @@ int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const ch
 		p->done = 1;
 		uv_close((uv_handle_t *)&p->tcp, closed);
 		return r;
+	}
+	if (timeout_ms) {
+		uv_timer_init(loop, &p->timer);
+		p->timer.data = p;
+		p->handles = 2;
+		uv_timer_start(&p->timer, on_deadline, timeout_ms, 0);
 	}
 	*out = p;
 	return 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/util.h"
 #include "events/trigger_spec.h"
@@ -21,14 +22,16 @@
 /* Durations beyond a year are certainly mistakes (and keep the ms arithmetic far from overflow). */
 #define MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)
 
-static const char *const top_fields[] = {"name",  "command", "protocol", "env",	   "workdir",
-					 "code",  "build",   "scale",	 "limits", "health",
-					 "queue", "grpc",    "sandbox",	 "async",  "triggers", "thrift",
-					 "secrets", "labels", "annotations", NULL};
-static const char *const scale_fields[] = {"min",    "max",	     "concurrency",
-					   "target", "idle_timeout", "reserved", NULL};
+static const char *const top_fields[] = {
+    "name",    "command", "protocol",	 "env",	   "workdir", "code",  "build",	   "scale",
+    "limits",  "health",  "queue",	 "grpc",   "sandbox", "async", "triggers", "thrift",
+    "secrets", "labels",  "annotations", "rootfs", "image",   NULL};
+static const char *const scale_fields[] = {"min",	   "max",      "concurrency", "target",
+					   "idle_timeout", "reserved", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
-static const char *const health_fields[] = {"tcp", "path", "grpc", "startup_timeout", NULL};
+static const char *const health_fields[] = {"tcp",	"path", "grpc", "startup_timeout",
+					    "liveness", NULL};
+static const char *const liveness_fields[] = {"interval", "failures", "timeout", NULL};
 static const char *const queue_fields[] = {"max", "timeout", NULL};
 static const char *const grpc_fields[] = {"services", NULL};
 static const char *const thrift_fields[] = {"services", "port", NULL};
@@ -221,6 +224,8 @@ static int parse_command(struct ctx *c, const json_t *j, fl_spec *s)
 	json_t *v = member(j, "command"), *e;
 	size_t i;
 
+	if (v == NULL && member(j, "image"))
+		return 0; /* the image's Entrypoint and Cmd */
 	if (v == NULL)
 		return reject(c, "command: is required (the program to run, as a list of strings "
 				 "or a shell string)");
@@ -398,6 +403,39 @@ static int parse_limits(struct ctx *c, const json_t *j, fl_spec *s)
 	return 0;
 }
 
+/* health.liveness: {interval, failures, timeout}; an empty object takes the defaults. */
+static int parse_liveness(struct ctx *c, const json_t *health, fl_spec *s)
+{
+	json_t *o;
+	int rc;
+
+	o = member(health, "liveness");
+	if (o == NULL)
+		return 0;
+	if (!json_is_object(o))
+		return reject(c,
+			      "health.liveness: must be an object such as {\"interval\": \"10s\", "
+			      "\"failures\": 3}");
+	s->liveness_interval_ms = 10000;
+	s->liveness_failures = 3;
+	s->liveness_timeout_ms = 1000;
+	if ((rc = check_fields(c, o, "health.liveness: ", liveness_fields)) < 0 ||
+	    (rc = get_duration(c, o, "health.liveness", "interval", 100, "100ms",
+			       &s->liveness_interval_ms)) < 0 ||
+	    (rc = get_duration(c, o, "health.liveness", "timeout", 1, "1ms",
+			       &s->liveness_timeout_ms)) < 0 ||
+	    (rc = get_uint(c, o, "health.liveness", "failures", 1, 100, &s->liveness_failures)) < 0)
+		return rc;
+	/* Checks never overlap: one that is still waiting when the next is due has failed. */
+	if (s->liveness_timeout_ms > s->liveness_interval_ms)
+		return reject(c,
+			      "health.liveness.timeout: must not be longer than the interval "
+			      "(%llu ms > %llu ms)",
+			      (unsigned long long)s->liveness_timeout_ms,
+			      (unsigned long long)s->liveness_interval_ms);
+	return 0;
+}
+
 static int parse_health(struct ctx *c, const json_t *j, fl_spec *s)
 {
 	json_t *o, *tcp, *path;
@@ -434,7 +472,7 @@ static int parse_health(struct ctx *c, const json_t *j, fl_spec *s)
 			s->health_type = FL_HEALTH_GRPC;
 		}
 	}
-	return 0;
+	return parse_liveness(c, o, s);
 }
 
 /* A gRPC service name as it appears in :path: "pkg.Service". */
@@ -514,6 +552,67 @@ static int parse_secrets(struct ctx *c, const json_t *j, fl_spec *s)
 		s->nsecrets = (int)i + 1;
 	}
 	return 0;
+}
+
+/* Whether path names an existing directory (following symbolic links) and, if file is not
+ * NULL, holds a regular file of that name. */
+static int dir_with(const char *path, const char *file)
+{
+	char p[4200];
+	struct stat st;
+
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	if (file == NULL)
+		return 1;
+	snprintf(p, sizeof(p), "%s/%s", path, file);
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* rootfs: an existing absolute directory; image: an absolute OCI image layout directory,
+ * optionally ":TAG" (a ':' after the last '/' starts the tag). Both are checked on the host
+ * now, so a typo is refused at deploy rather than at the first start. */
+static int parse_root(struct ctx *c, const json_t *j, fl_spec *s)
+{
+	char *colon, *path;
+	int rc, ok;
+
+	if ((rc = get_string(c, j, "rootfs", &s->rootfs)) < 0 ||
+	    (rc = get_string(c, j, "image", &s->image)) < 0)
+		return rc;
+	if (s->rootfs && s->image)
+		return reject(c, "rootfs: set either \"rootfs\" or \"image\", not both");
+	if (s->rootfs) {
+		if (s->rootfs[0] != '/')
+			return reject(c, "rootfs: must be an absolute path (starting with '/')");
+		if (strlen(s->rootfs) > 1024)
+			return reject(c, "rootfs: must be at most 1024 characters");
+		if (!dir_with(s->rootfs, NULL))
+			return reject(c, "rootfs: %s is not a directory on this host", s->rootfs);
+	}
+	if (s->image == NULL)
+		return 0;
+	if (s->image[0] != '/')
+		return reject(c,
+			      "image: must be an absolute path to an OCI image layout directory, "
+			      "optionally followed by \":TAG\"");
+	if (strlen(s->image) > 1024)
+		return reject(c, "image: must be at most 1024 characters");
+	colon = strrchr(s->image, ':');
+	if (colon && strchr(colon, '/'))
+		colon = NULL;
+	if (colon && colon[1] == '\0')
+		return reject(c, "image: the tag after ':' must not be empty");
+	path = colon ? fl_xstrndup(s->image, (size_t)(colon - s->image)) : fl_xstrdup(s->image);
+	ok = dir_with(path, "oci-layout") && dir_with(path, "index.json");
+	if (!ok)
+		rc =
+		    reject(c,
+			   "image: %s is not an OCI image layout directory (it needs an oci-layout "
+			   "file and an index.json, as `skopeo copy ... oci:DIR:TAG` writes)",
+			   path);
+	free(path);
+	return ok ? 0 : rc;
 }
 
 /* labels, annotations: free metadata, an object of string values (kept as given). */
@@ -690,6 +789,15 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	    (rc = parse_meta(&c, j, "labels", &s->labels)) < 0 ||
 	    (rc = parse_meta(&c, j, "annotations", &s->annotations)) < 0)
 		goto fail;
+	if ((rc = parse_root(&c, j, s)) < 0)
+		goto fail;
+	/* Only a sandbox can put a function into a tree of its own. */
+	if ((s->rootfs || s->image) && !s->sandbox) {
+		rc = reject(&c, "%s: needs \"sandbox\": true (the function runs inside the tree "
+				"through the sandbox's own mount namespace)",
+			    s->rootfs ? "rootfs" : "image");
+		goto fail;
+	}
 	/* Outside a sandbox there is no private /run/secrets to put them in. */
 	if (s->nsecrets && !s->sandbox) {
 		rc = reject(&c, "secrets: need \"sandbox\": true (secrets are files in the "
@@ -729,7 +837,8 @@ json_t *fl_spec_to_json(const fl_spec *s)
 	json_t *j = json_object(), *env = json_object(), *limits, *health;
 
 	json_object_set_new(j, "name", json_string(s->name));
-	json_object_set_new(j, "command", command_json(s));
+	if (s->argv)
+		json_object_set_new(j, "command", command_json(s));
 	json_object_set_new(j, "protocol", json_string(s->protocol ? s->protocol : "http"));
 	for (int i = 0; i < s->nenv; i++) {
 		const char *eq = strchr(s->env[i], '=');
@@ -782,6 +891,12 @@ json_t *fl_spec_to_json(const fl_spec *s)
 	else
 		health = json_pack("{s:b}", "tcp", 1);
 	json_object_set_new(health, "startup_timeout", duration(s->startup_timeout_ms));
+	if (s->liveness_interval_ms)
+		json_object_set_new(health, "liveness",
+				    json_pack("{s:o,s:i,s:o}", "interval",
+					      duration(s->liveness_interval_ms), "failures",
+					      (json_int_t)s->liveness_failures, "timeout",
+					      duration(s->liveness_timeout_ms)));
 	json_object_set_new(j, "health", health);
 	json_object_set_new(j, "queue",
 			    json_pack("{s:I, s:o}", "max", (json_int_t)s->queue_max, "timeout",
@@ -809,6 +924,10 @@ json_t *fl_spec_to_json(const fl_spec *s)
 		json_object_set_new(j, "labels", json_deep_copy(s->labels));
 	if (s->annotations)
 		json_object_set_new(j, "annotations", json_deep_copy(s->annotations));
+	if (s->rootfs)
+		json_object_set_new(j, "rootfs", json_string(s->rootfs));
+	if (s->image)
+		json_object_set_new(j, "image", json_string(s->image));
 	return j;
 }
 
@@ -838,5 +957,7 @@ void fl_spec_free(fl_spec *s)
 	free_strv(s->secrets);
 	json_decref(s->labels);
 	json_decref(s->annotations);
+	free(s->rootfs);
+	free(s->image);
 	free(s);
 }

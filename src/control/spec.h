@@ -16,7 +16,8 @@ enum fl_health_type { FL_HEALTH_TCP, FL_HEALTH_HTTP, FL_HEALTH_GRPC };
 
 typedef struct fl_spec {
 	char *name;  /* a DNS label, see fl_valid_name() */
-	char **argv; /* NULL-terminated; a string command becomes {"/bin/sh","-c",s} */
+	char **argv; /* NULL-terminated; a string command becomes {"/bin/sh","-c",s}; NULL (argc 0)
+			only with image: the image's Entrypoint and Cmd run */
 	int argc;
 	char *protocol; /* "http" (later: "grpc", "http2", "thrift", "tcp") */
 	char **services; /* grpc: NULL-terminated service names ("pkg.Service"), or NULL */
@@ -44,6 +45,11 @@ typedef struct fl_spec {
 	enum fl_health_type health_type; /* default tcp */
 	char *health_path;		 /* FL_HEALTH_HTTP: path starting with '/' */
 	uint64_t startup_timeout_ms;	 /* ready within this or the start failed; default 30 s */
+	/* health.liveness: the same check repeated on ready instances every interval;
+	 * after failures consecutive failures the instance is replaced. A check not
+	 * answered within timeout failed. interval 0 = no liveness checks (default). */
+	uint64_t liveness_interval_ms, liveness_timeout_ms;
+	uint32_t liveness_failures;
 	uint32_t queue_max;	   /* requests held while no instance has room; default 1000 */
 	uint64_t queue_timeout_ms; /* how long one may be held; default 30 s */
 	/* async: settings of async calls (see struct fl_async_conf for the defaults) */
@@ -54,6 +60,11 @@ typedef struct fl_spec {
 	char **secrets; /* NULL-terminated names of secrets mounted under /run/secrets, or NULL */
 	int nsecrets;
 	json_t *labels, *annotations; /* free metadata: objects of strings, or NULL when empty */
+	/* A root file system of the function's own (sandboxed only; at most one of the two):
+	 * rootfs, an absolute directory; or image, an absolute OCI image layout directory
+	 * optionally followed by ":TAG" (see control/image.h). NULL when not set. */
+	char *rootfs;
+	char *image;
 } fl_spec;
 
 #define FL_SPEC_MAX_SECRETS 64

@@ -1,6 +1,8 @@
 /* async.c -- the durable async queue: SQLite with group commit on a writer
  * thread, scheduling and workers (libcurl multi on a libuv loop) on a loop
- * thread, retries with back-off, results, callbacks and a dead letter. */
+ * thread, retries with back-off, results, callbacks and a dead letter. What
+ * the gateway and the admin API read (requests, results, metrics) and the
+ * gateway's offload hook are in async_gw.c. */
 #include "events/async.h"
 
 #include <errno.h>
@@ -18,7 +20,6 @@
 #define CB_MAX_ATTEMPTS 10
 #define CB_MAX_INFLIGHT 64
 #define CB_TIMEOUT_MS	30000
-#define ID_MAX		48
 
 static const struct fl_async_conf default_conf = {3, 1000, 300000, 86400000ULL, 60000, 10};
 
@@ -138,7 +139,7 @@ void fl_async__post(fl_async *a, void (*fn)(fl_async *a, void *arg), void *arg)
 	pthread_mutex_unlock(&a->imu);
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
+void fl_async__bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -181,25 +182,25 @@ static void exec_op(fl_async *a, struct wstmts *st, struct async_op *o)
 	switch (o->kind) {
 	case OP_INSERT:
 		s = st->ins;
-		bind_text(s, 1, o->id);
-		bind_text(s, 2, o->fn);
-		bind_text(s, 3, o->source);
-		bind_text(s, 4, o->method);
-		bind_text(s, 5, o->target);
+		fl_async__bind_text(s, 1, o->id);
+		fl_async__bind_text(s, 2, o->fn);
+		fl_async__bind_text(s, 3, o->source);
+		fl_async__bind_text(s, 4, o->method);
+		fl_async__bind_text(s, 5, o->target);
 		bind_blob(s, 6, o->headers, o->headers_len);
 		bind_blob(s, 7, o->body, o->body_len);
-		bind_text(s, 8, o->callback);
+		fl_async__bind_text(s, 8, o->callback);
 		sqlite3_bind_int64(s, 9, (sqlite3_int64)o->t_ms);
 		break;
 	case OP_RUNNING:
 		s = st->run;
 		sqlite3_bind_int64(s, 1, o->attempts);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)o->t_ms);
-		bind_text(s, 3, o->id);
+		fl_async__bind_text(s, 3, o->id);
 		break;
 	case OP_FINAL:
 		s = st->fin;
-		bind_text(s, 1, o->status);
+		fl_async__bind_text(s, 1, o->status);
 		sqlite3_bind_int64(s, 2, o->attempts);
 		sqlite3_bind_int64(s, 3, (sqlite3_int64)o->t_ms);
 		if (o->code)
@@ -209,8 +210,8 @@ static void exec_op(fl_async *a, struct wstmts *st, struct async_op *o)
 		bind_blob(s, 5, o->rh, o->rhl);
 		bind_blob(s, 6, o->rb, o->rbl);
 		sqlite3_bind_int(s, 7, o->truncated);
-		bind_text(s, 8, o->error);
-		bind_text(s, 9, o->id);
+		fl_async__bind_text(s, 8, o->error);
+		fl_async__bind_text(s, 9, o->id);
 		break;
 	case OP_RETRY:
 		s = st->retry;
@@ -220,24 +221,24 @@ static void exec_op(fl_async *a, struct wstmts *st, struct async_op *o)
 			sqlite3_bind_int(s, 3, o->code);
 		else
 			sqlite3_bind_null(s, 3);
-		bind_text(s, 4, o->error);
-		bind_text(s, 5, o->id);
+		fl_async__bind_text(s, 4, o->error);
+		fl_async__bind_text(s, 5, o->id);
 		break;
 	case OP_CB:
 		s = st->cb;
-		bind_text(s, 1, o->status);
+		fl_async__bind_text(s, 1, o->status);
 		sqlite3_bind_int64(s, 2, o->attempts);
-		bind_text(s, 3, o->id);
+		fl_async__bind_text(s, 3, o->id);
 		break;
 	case OP_STATE:
 		s = st->state;
-		bind_text(s, 1, o->fn);
+		fl_async__bind_text(s, 1, o->fn);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)o->t_ms);
 		break;
 	case OP_REDRIVE:
 		s = st->redrive;
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)o->t_ms);
-		bind_text(s, 2, o->id);
+		fl_async__bind_text(s, 2, o->id);
 		break;
 	}
 	if (sqlite3_step(s) != SQLITE_DONE) {
@@ -859,7 +860,7 @@ static void start_attempt(fl_async *a, struct async_ent *e)
 	    "SELECT method, target, headers, body, callback, created_ms FROM requests"
 	    " WHERE id=?1",
 	    -1, &s, NULL);
-	bind_text(s, 1, e->id);
+	fl_async__bind_text(s, 1, e->id);
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		fl_warn("async", "request %s vanished from the queue", e->id);
 		atomic_fetch_sub(&q->waiting, 1);
@@ -946,7 +947,7 @@ static void start_callback(fl_async *a, struct async_ent *e)
 			   "SELECT callback, status, code, resp_headers, resp_body FROM requests"
 			   " WHERE id=?1 AND cb_state='pending'",
 			   -1, &s, NULL);
-	bind_text(s, 1, e->id);
+	fl_async__bind_text(s, 1, e->id);
 	if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
 		sqlite3_finalize(s);
 		free(e);
@@ -1193,7 +1194,7 @@ int64_t fl_async__load_state(fl_async *a, const char *name)
 	if (sqlite3_prepare_v2(a->rdb, "SELECT last_ms FROM trigger_state WHERE name=?1", -1, &s,
 			       NULL) != SQLITE_OK)
 		return -1;
-	bind_text(s, 1, name);
+	fl_async__bind_text(s, 1, name);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -1309,143 +1310,7 @@ void fl_async_apply_spec(fl_async *a, const struct fl_spec *s)
 	fl_async__post(a, do_conf, m);
 }
 
-/* ---- reading requests ---- */
-
-static const char row_cols[] =
-    "SELECT id, fn, source, method, target, status, attempts, created_ms, next_ms,"
-    " started_ms, finished_ms, code, resp_headers, length(resp_body), truncated, error,"
-    " callback, cb_state, cb_attempts FROM requests";
-
-static json_t *headers_json(const char *p, size_t n)
-{
-	json_t *h = json_object();
-
-	while (p && n) {
-		const char *eol = memchr(p, '\n', n), *colon;
-		size_t l = eol ? (size_t)(eol - p) + 1 : n, t = l;
-		while (t && (p[t - 1] == '\n' || p[t - 1] == '\r'))
-			t--;
-		colon = memchr(p, ':', t);
-		if (colon) {
-			char *k = fl_xstrndup(p, (size_t)(colon - p));
-			const char *v = colon + 1;
-			while (v < p + t && (*v == ' ' || *v == '\t'))
-				v++;
-			for (char *c = k; *c; c++)
-				if (*c >= 'A' && *c <= 'Z')
-					*c = (char)(*c - 'A' + 'a');
-			json_object_set_new(h, k, json_stringn(v, (size_t)(p + t - v)));
-			free(k);
-		}
-		p += l;
-		n -= l;
-	}
-	return h;
-}
-
-static void set_opt_int(json_t *j, const char *k, sqlite3_stmt *s, int col)
-{
-	if (sqlite3_column_type(s, col) != SQLITE_NULL)
-		json_object_set_new(j, k, json_integer(sqlite3_column_int64(s, col)));
-}
-
-static void set_opt_text(json_t *j, const char *k, sqlite3_stmt *s, int col)
-{
-	if (sqlite3_column_type(s, col) != SQLITE_NULL)
-		json_object_set_new(j, k, json_string((const char *)sqlite3_column_text(s, col)));
-}
-
-static json_t *row_json(sqlite3_stmt *s)
-{
-	json_t *j = json_object();
-	const char *status = (const char *)sqlite3_column_text(s, 5);
-
-	set_opt_text(j, "id", s, 0);
-	set_opt_text(j, "function", s, 1);
-	set_opt_text(j, "source", s, 2);
-	set_opt_text(j, "method", s, 3);
-	set_opt_text(j, "path", s, 4);
-	set_opt_text(j, "status", s, 5);
-	set_opt_int(j, "attempts", s, 6);
-	set_opt_int(j, "created_ms", s, 7);
-	if (status && strcmp(status, "queued") == 0)
-		set_opt_int(j, "next_attempt_ms", s, 8);
-	set_opt_int(j, "started_ms", s, 9);
-	set_opt_int(j, "finished_ms", s, 10);
-	set_opt_int(j, "code", s, 11);
-	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
-		json_object_set_new(
-		    j, "headers",
-		    headers_json(sqlite3_column_blob(s, 12), (size_t)sqlite3_column_bytes(s, 12)));
-	set_opt_int(j, "result_size", s, 13);
-	if (sqlite3_column_int(s, 14))
-		json_object_set_new(j, "truncated", json_true());
-	set_opt_text(j, "error", s, 15);
-	set_opt_text(j, "callback", s, 16);
-	set_opt_text(j, "callback_state", s, 17);
-	if (sqlite3_column_type(s, 17) != SQLITE_NULL)
-		set_opt_int(j, "callback_attempts", s, 18);
-	return j;
-}
-
-static int get_row(sqlite3 *db, const char *id, json_t **out)
-{
-	sqlite3_stmt *s = NULL;
-	char sql[512];
-	int r;
-
-	snprintf(sql, sizeof(sql), "%s WHERE id=?1", row_cols);
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -EIO;
-	bind_text(s, 1, id);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
-		*out = row_json(s);
-	sqlite3_finalize(s);
-	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? -ENOENT : -EIO;
-}
-
-int fl_async_get(fl_async *a, const char *id, json_t **out)
-{
-	int r;
-
-	pthread_mutex_lock(&a->amu);
-	r = get_row(a->adb, id, out);
-	pthread_mutex_unlock(&a->amu);
-	return r;
-}
-
-int fl_async_list(fl_async *a, const char *fn, const char *status, unsigned limit, json_t **out)
-{
-	sqlite3_stmt *s = NULL;
-	char sql[768];
-	json_t *arr;
-	int r;
-
-	snprintf(sql, sizeof(sql),
-		 "%s WHERE (?1 IS NULL OR fn=?1) AND (?2 IS NULL OR status=?2)"
-		 " ORDER BY created_ms DESC, rowid DESC LIMIT ?3",
-		 row_cols);
-	pthread_mutex_lock(&a->amu);
-	if (sqlite3_prepare_v2(a->adb, sql, -1, &s, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&a->amu);
-		return -EIO;
-	}
-	bind_text(s, 1, fn);
-	bind_text(s, 2, status);
-	sqlite3_bind_int64(s, 3, limit);
-	arr = json_array();
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(arr, row_json(s));
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&a->amu);
-	if (r != SQLITE_DONE) {
-		json_decref(arr);
-		return -EIO;
-	}
-	*out = arr;
-	return 0;
-}
+/* ---- retrying by hand ---- */
 
 int fl_async_redrive(fl_async *a, const char *id, char *err, size_t errlen)
 {
@@ -1483,258 +1348,6 @@ int fl_async_redrive(fl_async *a, const char *id, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot store the retry of request %s", id);
 	json_decref(row);
 	return result;
-}
-
-/* ---- the gateway's offload hook ---- */
-
-struct offload_ctx {
-	int thread;
-	void *cookie;
-};
-
-static void enqueued(void *ctx, int ok, const char *id)
-{
-	struct offload_ctx *c = ctx;
-	char body[160], hdrs[160];
-
-	if (ok < 0) {
-		fl_gateway_offload_done(
-		    c->thread, c->cookie, 503, "application/json",
-		    "{\"error\":\"the async queue cannot store the request\",\"status\":503}", 67,
-		    NULL);
-	} else {
-		int n = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}\n", id);
-		snprintf(hdrs, sizeof(hdrs), "Location: /requests/%s\r\n", id);
-		fl_gateway_offload_done(c->thread, c->cookie, 202, "application/json", body,
-					(size_t)n, hdrs);
-	}
-	free(c);
-}
-
-static void answer_error(int thread, void *cookie, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void answer_error(int thread, void *cookie, int status, const char *fmt, ...)
-{
-	char msg[512];
-	json_t *j;
-	char *s;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	j = json_pack("{s:s, s:i}", "error", msg, "status", status);
-	s = json_dumps(j, JSON_COMPACT);
-	fl_gateway_offload_done(thread, cookie, status, "application/json", s, strlen(s), NULL);
-	free(s);
-	json_decref(j);
-}
-
-/* A header's value from "Name: value\r\n" lines, copied; NULL if absent. */
-static char *find_header(const char *h, size_t n, const char *name)
-{
-	size_t nl = strlen(name);
-
-	while (h && n) {
-		const char *eol = memchr(h, '\n', n);
-		size_t l = eol ? (size_t)(eol - h) + 1 : n, t = l;
-		while (t && (h[t - 1] == '\n' || h[t - 1] == '\r'))
-			t--;
-		if (t > nl && h[nl] == ':' && fl_strncaseeq(h, nl, name)) {
-			const char *v = h + nl + 1;
-			while (v < h + t && (*v == ' ' || *v == '\t'))
-				v++;
-			return fl_xstrndup(v, (size_t)(h + t - v));
-		}
-		h += l;
-		n -= l;
-	}
-	return NULL;
-}
-
-struct query_msg {
-	int thread;
-	void *cookie;
-	char id[ID_MAX];
-	int result;
-};
-
-static void do_query(fl_async *a, void *arg)
-{
-	struct query_msg *m = arg;
-	sqlite3_stmt *s = NULL;
-	json_t *row = NULL;
-	char *text;
-	int r;
-
-	if (!m->result) {
-		r = get_row(a->rdb, m->id, &row);
-		if (r < 0) {
-			answer_error(
-			    m->thread, m->cookie, r == -ENOENT ? 404 : 500,
-			    r == -ENOENT ? "no async request %s" : "cannot read request %s", m->id);
-		} else {
-			text = json_dumps(row, JSON_COMPACT);
-			fl_gateway_offload_done(m->thread, m->cookie, 200, "application/json", text,
-						strlen(text), NULL);
-			free(text);
-			json_decref(row);
-		}
-		free(m);
-		return;
-	}
-	sqlite3_prepare_v2(a->rdb,
-			   "SELECT status, code, resp_headers, resp_body FROM requests WHERE id=?1",
-			   -1, &s, NULL);
-	bind_text(s, 1, m->id);
-	r = sqlite3_step(s);
-	if (r != SQLITE_ROW) {
-		answer_error(m->thread, m->cookie, 404, "no async request %s", m->id);
-	} else if (sqlite3_column_type(s, 3) == SQLITE_NULL) {
-		answer_error(m->thread, m->cookie, 404, "request %s has no result yet (it is %s)",
-			     m->id, (const char *)sqlite3_column_text(s, 0));
-	} else {
-		const char *rh = sqlite3_column_blob(s, 2);
-		char *ct = find_header(rh, (size_t)sqlite3_column_bytes(s, 2), "content-type");
-		char hdrs[256];
-		snprintf(hdrs, sizeof(hdrs), "X-Flint-Status: %s\r\nX-Flint-Status-Code: %d\r\n",
-			 (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1));
-		fl_gateway_offload_done(
-		    m->thread, m->cookie, 200, ct ? ct : "application/octet-stream",
-		    sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3), hdrs);
-		free(ct);
-	}
-	sqlite3_finalize(s);
-	free(m);
-}
-
-static int valid_id(const char *p, size_t n)
-{
-	if (n == 0 || n >= ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z') ||
-		      (p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-' || p[i] == '_' || p[i] == '.'))
-			return 0;
-	return 1;
-}
-
-void fl_async_offload(void *ctx, const struct fl_offload_req *req)
-{
-	fl_async *a = ctx;
-
-	if (req->kind == FL_OFFLOAD_ASYNC) {
-		struct fl_async_item it;
-		struct offload_ctx *c;
-		char *cb = find_header(req->headers, req->headers_len, "x-callback-url");
-
-		if (cb && strncmp(cb, "http://", 7) != 0 && strncmp(cb, "https://", 8) != 0) {
-			answer_error(req->thread, req->cookie, 400,
-				     "X-Callback-Url must be an http:// or https:// URL");
-			free(cb);
-			return;
-		}
-		memset(&it, 0, sizeof(it));
-		it.fn = req->fn;
-		it.method = req->method;
-		it.target = req->target;
-		it.headers = req->headers;
-		it.headers_len = req->headers_len;
-		it.body = req->body;
-		it.body_len = req->body_len;
-		it.request_id = req->request_id;
-		it.callback_url = cb;
-		it.source = "http";
-		c = fl_xmalloc(sizeof(*c));
-		c->thread = req->thread;
-		c->cookie = req->cookie;
-		if (fl_async_enqueue(a, &it, enqueued, c) < 0) {
-			answer_error(req->thread, req->cookie, 503, "flint is stopping");
-			free(c);
-		}
-		free(cb);
-		return;
-	} else {
-		const char *p = req->target + 9; /* after "/requests" */
-		size_t n = strcspn(p, "?");
-		struct query_msg *m;
-
-		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-			answer_error(req->thread, req->cookie, 405,
-				     "only GET reads async requests; the admin API retries them");
-			return;
-		}
-		if (n < 2 || p[0] != '/') {
-			answer_error(req->thread, req->cookie, 404,
-				     "use /requests/ID or /requests/ID/result");
-			return;
-		}
-		p++;
-		n--;
-		m = fl_xcalloc(1, sizeof(*m));
-		m->thread = req->thread;
-		m->cookie = req->cookie;
-		if (n > 7 && memcmp(p + n - 7, "/result", 7) == 0) {
-			m->result = 1;
-			n -= 7;
-		}
-		if (!valid_id(p, n)) {
-			answer_error(req->thread, req->cookie, 404, "no async request %.*s",
-				     (int)(n > 64 ? 64 : n), p);
-			free(m);
-			return;
-		}
-		memcpy(m->id, p, n);
-		fl_async__post(a, do_query, m);
-	}
-}
-
-/* ---- metrics ---- */
-
-void fl_async_metrics(fl_async *a, void *out)
-{
-	fl_buf *o = out;
-	struct async_fnq *q;
-
-	if (a == NULL)
-		return;
-	fl_buf_puts(o, "# HELP flint_async_queue_depth Async requests waiting (queued or "
-		       "backing off), by function.\n# TYPE flint_async_queue_depth gauge\n");
-	pthread_mutex_lock(&a->fmu);
-	for (q = a->fns; q; q = q->next)
-		fl_buf_printf(o, "flint_async_queue_depth{function=\"%s\"} %llu\n", q->name,
-			      (unsigned long long)atomic_load(&q->waiting));
-	fl_buf_puts(o, "# HELP flint_async_attempts_total Attempts started, by function.\n"
-		       "# TYPE flint_async_attempts_total counter\n");
-	for (q = a->fns; q; q = q->next)
-		fl_buf_printf(o, "flint_async_attempts_total{function=\"%s\"} %llu\n", q->name,
-			      (unsigned long long)atomic_load(&q->attempts));
-	fl_buf_puts(o, "# HELP flint_async_retries_total Attempts that failed and were "
-		       "scheduled again.\n# TYPE flint_async_retries_total counter\n");
-	for (q = a->fns; q; q = q->next)
-		fl_buf_printf(o, "flint_async_retries_total{function=\"%s\"} %llu\n", q->name,
-			      (unsigned long long)atomic_load(&q->retried));
-	fl_buf_puts(o, "# HELP flint_async_outcomes_total Requests that reached a final state.\n"
-		       "# TYPE flint_async_outcomes_total counter\n");
-	for (q = a->fns; q; q = q->next) {
-		fl_buf_printf(
-		    o, "flint_async_outcomes_total{function=\"%s\",status=\"succeeded\"} %llu\n",
-		    q->name, (unsigned long long)atomic_load(&q->succeeded));
-		fl_buf_printf(
-		    o, "flint_async_outcomes_total{function=\"%s\",status=\"failed\"} %llu\n",
-		    q->name, (unsigned long long)atomic_load(&q->failed));
-		fl_buf_printf(o,
-			      "flint_async_outcomes_total{function=\"%s\",status=\"dead\"} %llu\n",
-			      q->name, (unsigned long long)atomic_load(&q->dead));
-	}
-	pthread_mutex_unlock(&a->fmu);
-	fl_trig__metrics(a, o);
-}
-
-void fl_async_metrics_hook(void *ctx, void *out)
-{
-	fl_async_metrics(ctx, out);
 }
 
 /* ---- stopping ---- */

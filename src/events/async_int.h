@@ -1,5 +1,5 @@
-/* async_int.h -- what the async queue's files share (async.c, triggers.c and
- * the trigger consumers); not for use outside src/events. */
+/* async_int.h -- what the async queue's files share (async.c, async_gw.c,
+ * triggers.c and the trigger consumers); not for use outside src/events. */
 #ifndef FL_ASYNC_INT_H
 #define FL_ASYNC_INT_H
 
@@ -11,6 +11,8 @@
 
 #include "core/buf.h"
 #include "events/async.h"
+
+#define ID_MAX 48 /* bytes of a request id, with its NUL */
 
 struct async_ent;
 struct async_op;
@@ -76,6 +78,9 @@ struct fl_async {
 
 /* Runs fn(a, arg) on the loop thread soon (thread-safe). arg is the callee's. */
 void fl_async__post(fl_async *a, void (*fn)(fl_async *a, void *arg), void *arg);
+
+/* Binds v (copied) to parameter i of s; NULL binds SQL NULL. */
+void fl_async__bind_text(sqlite3_stmt *s, int i, const char *v);
 
 /* Stores a trigger's last fire time (durably, with the next group commit). */
 void fl_async__save_state(fl_async *a, const char *name, int64_t ms);

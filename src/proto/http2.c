@@ -1,13 +1,15 @@
 /* http2.c -- the gateway's HTTP/2 codec (h2c, prior knowledge) and gRPC
- * routing: client sessions, HTTP/2 upstream connections to instances, and the
- * streams between them, with end-to-end flow control.
+ * routing: client sessions, their streams, routing and dispatch, answers made
+ * by flint, and flow control. Streams go to instances over HTTP/2 upstream
+ * connections (http2_up.c) or, for functions that speak HTTP/1.1, translated
+ * (http2_h1.c).
  *
  * nghttp2 runs both sides. Automatic WINDOW_UPDATE is off on both: bytes
  * received on one side are acknowledged (nghttp2_session_consume) only when
  * the other side has taken them into a frame, so a slow reader holds at most
  * a window's worth of data per stream in flint, and stalls its writer. */
-#include <llhttp.h>
 #include <nghttp2/nghttp2.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,99 +19,10 @@
 #include "gateway/dispatcher.h"
 #include "gateway/gw.h"
 #include "gateway/router.h"
+#include "proto/http2_int.h"
 
-#define H2_MAX_HEADERS 128
-#define H2_CONN_WINDOW (4 * 1024 * 1024)
-
-struct hspan {
-	uint32_t no, nl, vo, vl;
-};
-
-typedef struct h2_up h2_up;
-
-/* A session with frames to send, on the thread's list (gw->h2dirty). */
-struct h2_mark {
-	fl_list link;
-	int kind; /* 1: client session, 2: upstream connection */
-	int on;
-};
-
-/* One client stream, and its twin on an upstream connection. */
-typedef struct h2s {
-	gw_waiter wait;
-	fl_h2 *h;
-	int32_t id;
-	fl_list link;           /* h->streams */
-	fl_buf hb;              /* request header names and values */
-	struct hspan hd[H2_MAX_HEADERS];
-	int nh;
-	int i_method, i_path, i_auth, i_ctype, i_timeout;
-	int grpc, waiting, queued, held, cold, closed, started, redispatched;
-	char id_hex[72];
-	gw_snapref *sref;
-	fl_route_fn *fn;
-	fl_inst *inst;
-	struct fl_route route;
-	char *path;             /* the :path sent upstream */
-	h2_up *up;
-	int32_t up_id;
-	fl_list up_link;        /* up->streams or up->pending */
-	fl_buf req;             /* client -> instance bytes not yet framed */
-	size_t req_off;
-	int req_eof;
-	fl_buf resp;            /* instance -> client bytes not yet framed */
-	size_t resp_off;
-	int resp_eof;
-	fl_buf rh;              /* response header names and values */
-	struct hspan rhd[H2_MAX_HEADERS];
-	int nrh;
-	fl_buf th;              /* trailers */
-	struct hspan thd[H2_MAX_HEADERS];
-	int nth;
-	int resp_submitted, trailers, status, grpc_status;
-	uv_timer_t timer;
-	uint64_t t_start, t_held, cold_ns, deadline_ms;
-	/* Translation to HTTP/1.1, for functions that speak it. */
-	gw_up *h1;
-	llhttp_t h1p;
-	int h1_chunked, h1_head_sent, h1_end_sent, h1_hval, h1_keep;
-	size_t h1_unacked; /* client bytes written to the instance, not yet acknowledged */
-} h2s;
-
-struct fl_h2 {
-	fl_gw *gw;
-	gw_conn *conn;
-	uv_stream_t *tcp;
-	nghttp2_session *ns;
-	fl_list streams;
-	struct h2_mark mark;
-	int closing, goaway;
-	const char *peer;
-};
-
-struct h2_up {
-	void (*drain)(uv_stream_t *); /* first: fl_gw__write's drain hook */
-	uv_tcp_t tcp;
-	uv_connect_t creq;
-	fl_gw *gw;
-	fl_inst *inst;
-	nghttp2_session *ns;
-	int connected, closing, greeted; /* greeted: the instance's SETTINGS arrived */
-	struct h2_mark mark;
-	uint32_t max_streams, nstreams;
-	fl_list link;           /* inst->h2[gw->idx] */
-	fl_list all;            /* gw->h2ups */
-	fl_list streams;        /* h2s.up_link: submitted */
-	fl_list pending;        /* h2s.up_link: waiting for the connection */
-};
-
-static nghttp2_session_callbacks *srv_cbs, *cli_cbs;
-static nghttp2_option *opts;
-
-static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void st_dispatch(h2s *st);
-static void up_close(h2_up *u, const char *why);
+static nghttp2_session_callbacks *srv_cbs;
+nghttp2_option *fl_h2__opts;
 
 int fl_h2_is_preface(const char *p, size_t n)
 {
@@ -123,7 +36,7 @@ int fl_h2_is_preface(const char *p, size_t n)
 /* Marks a session as having frames to send; fl_h2_flush_all sends them once the
  * current callback chain is over (a session is never flushed from inside its
  * own callbacks). */
-static void mark_h(fl_h2 *h)
+void fl_h2__mark_h(fl_h2 *h)
 {
 	if (!h->mark.on && !h->closing) {
 		h->mark.on = 1;
@@ -131,7 +44,7 @@ static void mark_h(fl_h2 *h)
 	}
 }
 
-static void mark_up(h2_up *u)
+void fl_h2__mark_up(h2_up *u)
 {
 	if (!u->mark.on && !u->closing && u->connected) {
 		u->mark.on = 1;
@@ -139,7 +52,7 @@ static void mark_up(h2_up *u)
 	}
 }
 
-static void unmark(struct h2_mark *m)
+void fl_h2__unmark(struct h2_mark *m)
 {
 	if (m->on) {
 		fl_list_remove(&m->link);
@@ -169,31 +82,26 @@ void fl_h2_flush_all(fl_gw *gw)
 {
 	while (!fl_list_empty(&gw->h2dirty)) {
 		struct h2_mark *m = fl_container_of(gw->h2dirty.next, struct h2_mark, link);
-		unmark(m);
+		fl_h2__unmark(m);
 		if (m->kind == 1) {
 			fl_h2 *h = fl_container_of(m, fl_h2, mark);
 			if (h->closing)
 				continue;
 			if (send_session(h->ns, h->tcp) < 0 ||
-			    (!nghttp2_session_want_read(h->ns) && !nghttp2_session_want_write(h->ns) &&
-			     h->tcp->write_queue_size == 0))
+			    (!nghttp2_session_want_read(h->ns) &&
+			     !nghttp2_session_want_write(h->ns) && h->tcp->write_queue_size == 0))
 				fl_http1_close(h->conn);
 		} else {
 			h2_up *u = fl_container_of(m, h2_up, mark);
 			if (!u->closing && send_session(u->ns, (uv_stream_t *)&u->tcp) < 0)
-				up_close(u, "write failed");
+				fl_h2__up_close(u, "write failed");
 		}
 	}
 }
 
 /* ---- stream helpers ---- */
 
-static const char *hs(const fl_buf *b, uint32_t off)
-{
-	return b->p + off;
-}
-
-static int add_span(fl_buf *b, struct hspan *sp, int *n, const uint8_t *name, size_t nl,
+int fl_h2__add_span(fl_buf *b, struct hspan *sp, int *n, const uint8_t *name, size_t nl,
 		    const uint8_t *value, size_t vl)
 {
 	struct hspan *h;
@@ -210,14 +118,15 @@ static int add_span(fl_buf *b, struct hspan *sp, int *n, const uint8_t *name, si
 	return fl_buf_append(b, value, vl);
 }
 
-static int conn_specific(const char *n, size_t l)
+int fl_h2__conn_specific(const char *n, size_t l)
 {
 	return fl_strncaseeq(n, l, "connection") || fl_strncaseeq(n, l, "keep-alive") ||
-	       fl_strncaseeq(n, l, "proxy-connection") || fl_strncaseeq(n, l, "transfer-encoding") ||
-	       fl_strncaseeq(n, l, "upgrade") || fl_strncaseeq(n, l, "host");
+	       fl_strncaseeq(n, l, "proxy-connection") ||
+	       fl_strncaseeq(n, l, "transfer-encoding") || fl_strncaseeq(n, l, "upgrade") ||
+	       fl_strncaseeq(n, l, "host");
 }
 
-static nghttp2_nv mknv(const char *n, size_t nl, const char *v, size_t vl)
+nghttp2_nv fl_h2__mknv(const char *n, size_t nl, const char *v, size_t vl)
 {
 	nghttp2_nv nv;
 
@@ -284,8 +193,9 @@ static void st_detach_up(h2s *st, int cancel)
 	if (st->up_id > 0) {
 		nghttp2_session_set_stream_user_data(u->ns, st->up_id, NULL);
 		if (cancel) {
-			nghttp2_submit_rst_stream(u->ns, NGHTTP2_FLAG_NONE, st->up_id, NGHTTP2_CANCEL);
-			mark_up(u);
+			nghttp2_submit_rst_stream(u->ns, NGHTTP2_FLAG_NONE, st->up_id,
+						  NGHTTP2_CANCEL);
+			fl_h2__mark_up(u);
 		}
 		u->nstreams--;
 	}
@@ -336,7 +246,7 @@ static void st_free(h2s *st)
 
 /* ---- answers to the client ---- */
 
-static ssize_t resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t length,
+ssize_t fl_h2__resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t length,
 			 uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	h2s *st = src->ptr;
@@ -357,7 +267,7 @@ static ssize_t resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t l
 		/* Taken into a frame: the instance may send that much more. */
 		if (st->up && st->up_id > 0) {
 			nghttp2_session_consume(st->up->ns, st->up_id, n);
-			mark_up(st->up);
+			fl_h2__mark_up(st->up);
 		}
 		if (st->h1 && st->resp.len - st->resp_off < GW_WQ_HIGH / 2)
 			fl_up_read_start(st->h1);
@@ -370,8 +280,9 @@ static ssize_t resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t l
 			nghttp2_nv nva[H2_MAX_HEADERS];
 			int i;
 			for (i = 0; i < st->nth; i++)
-				nva[i] = mknv(hs(&st->th, st->thd[i].no), st->thd[i].nl,
-					      hs(&st->th, st->thd[i].vo), st->thd[i].vl);
+				nva[i] =
+				    fl_h2__mknv(fl_h2__hs(&st->th, st->thd[i].no), st->thd[i].nl,
+						fl_h2__hs(&st->th, st->thd[i].vo), st->thd[i].vl);
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
 			nghttp2_submit_trailer(ns, id, nva, (size_t)st->nth);
 		}
@@ -401,7 +312,7 @@ static void grpc_encode(const char *in, char *out, size_t outlen)
 /* Answers the client from flint: a trailers-only gRPC status for gRPC
  * requests, a JSON error otherwise. If the response has started, the stream
  * ends with trailers (gRPC) or is reset. */
-static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, ...)
+void fl_h2__st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, ...)
 {
 	fl_h2 *h = st->h;
 	char msg[512], enc[1024], code[8], hcode[8];
@@ -422,19 +333,20 @@ static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, 
 			/* Data went out already: end it with trailers carrying the status. */
 			fl_buf_reset(&st->th);
 			st->nth = 0;
-			add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-status", 11,
-				 (const uint8_t *)code, strlen(code));
-			add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-message", 12,
-				 (const uint8_t *)enc, strlen(enc));
+			fl_h2__add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-status",
+					11, (const uint8_t *)code, strlen(code));
+			fl_h2__add_span(&st->th, st->thd, &st->nth, (const uint8_t *)"grpc-message",
+					12, (const uint8_t *)enc, strlen(enc));
 			st->resp_eof = 1;
 			nghttp2_session_resume_data(h->ns, st->id);
 		} else {
 			nghttp2_nv nva[5];
-			nva[0] = mknv(":status", 7, "200", 3);
-			nva[1] = mknv("content-type", 12, "application/grpc", 16);
-			nva[2] = mknv("grpc-status", 11, code, strlen(code));
-			nva[3] = mknv("grpc-message", 12, enc, strlen(enc));
-			nva[4] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+			nva[0] = fl_h2__mknv(":status", 7, "200", 3);
+			nva[1] = fl_h2__mknv("content-type", 12, "application/grpc", 16);
+			nva[2] = fl_h2__mknv("grpc-status", 11, code, strlen(code));
+			nva[3] = fl_h2__mknv("grpc-message", 12, enc, strlen(enc));
+			nva[4] =
+			    fl_h2__mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
 			st->status = 200;
 			st->resp_submitted = 1;
 			nghttp2_submit_response(h->ns, st->id, nva, 5, NULL);
@@ -454,726 +366,20 @@ static void st_fail(h2s *st, int http_status, int grpc_status, const char *fmt, 
 			if ((unsigned char)msg[i] >= 0x20)
 				fl_buf_append(&st->resp, &msg[i], 1);
 		}
-		fl_buf_printf(&st->resp, "\", \"status\": %d, \"request_id\": \"%s\"}\n", http_status,
-			      st->id_hex);
+		fl_buf_printf(&st->resp, "\", \"status\": %d, \"request_id\": \"%s\"}\n",
+			      http_status, st->id_hex);
 		st->resp_off = 0;
 		st->resp_eof = 1;
 		st->status = http_status;
-		nva[0] = mknv(":status", 7, hcode, strlen(hcode));
-		nva[1] = mknv("content-type", 12, "application/json", 16);
-		nva[2] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
+		nva[0] = fl_h2__mknv(":status", 7, hcode, strlen(hcode));
+		nva[1] = fl_h2__mknv("content-type", 12, "application/json", 16);
+		nva[2] = fl_h2__mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
 		prd.source.ptr = st;
-		prd.read_callback = resp_read;
+		prd.read_callback = fl_h2__resp_read;
 		st->resp_submitted = 1;
 		nghttp2_submit_response(h->ns, st->id, nva, 3, &prd);
 	}
-	mark_h(h);
-}
-
-/* ---- upstream connections ---- */
-
-static void up_handle_closed(uv_handle_t *hd)
-{
-	h2_up *u = hd->data;
-
-	fl_inst_unref(u->inst);
-	free(u);
-}
-
-static void up_close(h2_up *u, const char *why)
-{
-	fl_list *l, *next;
-
-	if (u->closing)
-		return;
-	if (!u->greeted && !fl_list_empty(&u->streams)) {
-		/* The connection ended before the instance's SETTINGS: nothing reached
-		 * the server, so its calls can go to another instance. The instance is
-		 * dying (it accepted, then closed): no new calls go to it. */
-		atomic_store(&u->inst->gone, 1);
-		atomic_store(&u->inst->failed, 1);
-		u->closing = 1;
-		unmark(&u->mark);
-		fl_list_remove(&u->link);
-		fl_list_remove(&u->all);
-		for (l = u->streams.next; l != &u->streams; l = next) {
-			h2s *st = fl_container_of(l, h2s, up_link);
-			next = l->next;
-			fl_list_remove(&st->up_link);
-			nghttp2_session_set_stream_user_data(u->ns, st->up_id, NULL);
-			st->up = NULL;
-			st->up_id = 0;
-			if (st->inst) {
-				fl_dispatch_release(st->fn, st->inst);
-				st->inst = NULL;
-			}
-			if (st->redispatched++ < 3)
-				st_dispatch(st);
-			else
-				st_fail(st, 502, 14, "instances of %s keep closing connections",
-					st->fn->name);
-		}
-		nghttp2_session_del(u->ns);
-		u->ns = NULL;
-		uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
-		return;
-	}
-	if (!fl_list_empty(&u->streams)) {
-		/* Calls were under way: an instance resetting them is going away. */
-		atomic_store(&u->inst->gone, 1);
-		atomic_store(&u->inst->failed, 1);
-	}
-	u->closing = 1;
-	unmark(&u->mark);
-	fl_list_remove(&u->link);
-	fl_list_remove(&u->all);
-	/* Every stream on it fails now, not at its deadline. */
-	for (l = u->pending.next; l != &u->pending; l = next) {
-		h2s *st = fl_container_of(l, h2s, up_link);
-		next = l->next;
-		st_fail(st, 502, 14, "instance i-%llu of %s: %s", (unsigned long long)u->inst->id,
-			st->fn->name, why);
-	}
-	for (l = u->streams.next; l != &u->streams; l = next) {
-		h2s *st = fl_container_of(l, h2s, up_link);
-		next = l->next;
-		st_fail(st, 502, 14, "instance i-%llu of %s: %s", (unsigned long long)u->inst->id,
-			st->fn->name, why);
-	}
-	nghttp2_session_del(u->ns);
-	u->ns = NULL;
-	uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
-}
-
-static void up_drain(uv_stream_t *s)
-{
-	h2_up *u = s->data;
-
-	mark_up(u);
-	fl_h2_flush_all(u->gw);
-}
-
-static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	h2_up *u = s->data;
-	fl_gw *gw = u->gw;
-
-	if (n > 0 && !u->closing) {
-		ssize_t r = nghttp2_session_mem_recv(u->ns, (const uint8_t *)buf->base, (size_t)n);
-		if (r < 0)
-			up_close(u, nghttp2_strerror((int)r));
-		else
-			mark_up(u);
-	} else if (n < 0 && !u->closing) {
-		up_close(u, n == UV_EOF ? "the instance closed the connection" : uv_strerror((int)n));
-	}
-	if (buf->base == gw->rbuf)
-		gw->rbuf_busy = 0;
-	else
-		free(buf->base);
-	fl_h2_flush_all(gw);
-}
-
-static ssize_t req_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t length,
-			uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-	h2s *st = src->ptr;
-	size_t avail, n;
-
-	(void)ns;
-	(void)id;
-	(void)user;
-	if (st == NULL)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	avail = st->req.len - st->req_off;
-	n = avail < length ? avail : length;
-	if (n) {
-		memcpy(buf, st->req.p + st->req_off, n);
-		st->req_off += n;
-		if (st->req_off == st->req.len) {
-			fl_buf_reset(&st->req);
-			st->req_off = 0;
-		}
-		nghttp2_session_consume(st->h->ns, st->id, n);
-		mark_h(st->h);
-	}
-	if (st->req.len - st->req_off == 0) {
-		if (!st->req_eof)
-			return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	}
-	return (ssize_t)n;
-}
-
-/* Sends the stream's request head on u. */
-static void st_submit(h2s *st, h2_up *u)
-{
-	nghttp2_nv nva[H2_MAX_HEADERS + 4];
-	nghttp2_data_provider prd;
-	size_t n = 0;
-	int i;
-	char xff[96];
-
-	for (i = 0; i < st->nh && n < H2_MAX_HEADERS; i++) {
-		const char *nm = hs(&st->hb, st->hd[i].no);
-		size_t nl = st->hd[i].nl;
-		if (conn_specific(nm, nl) || fl_strncaseeq(nm, nl, "x-flint-request-id") ||
-		    fl_strncaseeq(nm, nl, "x-forwarded-for"))
-			continue;
-		if (i == st->i_path) {
-			nva[n++] = mknv(":path", 5, st->path, strlen(st->path));
-			continue;
-		}
-		if (fl_strncaseeq(nm, nl, "te") &&
-		    !fl_strncaseeq(hs(&st->hb, st->hd[i].vo), st->hd[i].vl, "trailers"))
-			continue;
-		nva[n++] = mknv(nm, nl, hs(&st->hb, st->hd[i].vo), st->hd[i].vl);
-	}
-	snprintf(xff, sizeof(xff), "%s", st->h->peer);
-	nva[n++] = mknv("x-forwarded-for", 15, xff, strlen(xff));
-	nva[n++] = mknv("x-forwarded-proto", 17, "http", 4);
-	nva[n++] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
-	prd.source.ptr = st;
-	prd.read_callback = req_read;
-	st->up_id = nghttp2_submit_request(u->ns, NULL, nva, n,
-					   (st->req_eof && st->req.len == st->req_off) ? NULL : &prd,
-					   st);
-	if (st->up_id < 0) {
-		int err = st->up_id;
-		st->up_id = 0;
-		st_fail(st, 502, 14, "cannot open a stream to the instance: %s", nghttp2_strerror(err));
-		return;
-	}
-	u->nstreams++;
-	fl_list_insert_tail(&u->streams, &st->up_link);
-	mark_up(u);
-}
-
-static void up_connected(uv_connect_t *req, int status)
-{
-	h2_up *u = req->data;
-	nghttp2_settings_entry iv[2] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, GW_H2_WINDOW},
-					{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
-	fl_list *l, *next;
-
-	if (u->closing)
-		return;
-	if (status < 0) {
-		/* Connection refused: the instance is gone. Its streams try again. */
-		atomic_store(&u->inst->failed, 1);
-		atomic_store(&u->inst->gone, 1);
-		for (l = u->pending.next; l != &u->pending; l = next) {
-			h2s *st = fl_container_of(l, h2s, up_link);
-			next = l->next;
-			fl_list_remove(&st->up_link);
-			st->up = NULL;
-			if (st->inst) {
-				fl_dispatch_release(st->fn, st->inst);
-				st->inst = NULL;
-			}
-			st_dispatch(st);
-		}
-		up_close(u, uv_strerror(status));
-		fl_h2_flush_all(u->gw);
-		return;
-	}
-	u->connected = 1;
-	uv_tcp_nodelay(&u->tcp, 1);
-	nghttp2_submit_settings(u->ns, NGHTTP2_FLAG_NONE, iv, 2);
-	nghttp2_session_set_local_window_size(u->ns, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
-	uv_read_start((uv_stream_t *)&u->tcp, fl_gw__alloc, up_read);
-	for (l = u->pending.next; l != &u->pending; l = next) {
-		h2s *st = fl_container_of(l, h2s, up_link);
-		next = l->next;
-		fl_list_remove(&st->up_link);
-		st_submit(st, u);
-	}
-	mark_up(u);
-	fl_h2_flush_all(u->gw);
-}
-
-/* An HTTP/2 connection to inst with a free stream, or a new one. */
-static h2_up *up_get(fl_gw *gw, fl_inst *inst)
-{
-	fl_list *head = &inst->h2[gw->idx], *l;
-	h2_up *u;
-
-	for (l = head->next; l != head; l = l->next) {
-		u = fl_container_of(l, h2_up, link);
-		if (!u->closing && u->nstreams + 0u < u->max_streams)
-			return u;
-	}
-	u = calloc(1, sizeof(*u));
-	if (u == NULL)
-		return NULL;
-	u->drain = up_drain;
-	u->gw = gw;
-	u->inst = inst;
-	fl_inst_ref(inst);
-	u->max_streams = 100;
-	fl_list_init(&u->streams);
-	fl_list_init(&u->pending);
-	u->mark.kind = 2;
-	if (nghttp2_session_client_new2(&u->ns, cli_cbs, u, opts) != 0) {
-		fl_inst_unref(inst);
-		free(u);
-		return NULL;
-	}
-	fl_list_insert_tail(head, &u->link);
-	fl_list_insert_tail(&gw->h2ups, &u->all);
-	uv_tcp_init(&gw->loop, &u->tcp);
-	u->tcp.data = u;
-	u->creq.data = u;
-	if (uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr, up_connected) <
-	    0) {
-		up_close(u, "cannot connect");
-		return NULL;
-	}
-	return u;
-}
-
-void fl_h2up_sweep(fl_gw *gw, int all)
-{
-	fl_list *l, *next;
-
-	for (l = gw->h2ups.next; l != &gw->h2ups; l = next) {
-		h2_up *u = fl_container_of(l, h2_up, all);
-		next = l->next;
-		if (all || (atomic_load(&u->inst->gone) && u->nstreams == 0 &&
-			    fl_list_empty(&u->pending)))
-			up_close(u, "flint is closing the connection");
-	}
-}
-
-/* Upstream callbacks. */
-
-static int up_on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t *name,
-			size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *user)
-{
-	h2s *st = nghttp2_session_get_stream_user_data(ns, f->hd.stream_id);
-
-	(void)flags;
-	(void)user;
-	if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-		if (nl == 7 && memcmp(name, ":status", 7) == 0)
-			st->status = atoi((const char *)value);
-		if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
-			st->grpc_status = atoi((const char *)value);
-		if (add_span(&st->rh, st->rhd, &st->nrh, name, nl, value, vl) < 0)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	} else {
-		if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
-			st->grpc_status = atoi((const char *)value);
-		if (add_span(&st->th, st->thd, &st->nth, name, nl, value, vl) < 0)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	return 0;
-}
-
-/* RESOURCE_EXHAUSTED, UNAVAILABLE, 429, 503: the instance is full. */
-static void st_overloaded(h2s *st)
-{
-	fl_gw *gw = st->h->gw;
-
-	if (st->inst == NULL || st->fn == NULL)
-		return;
-	fl_dispatch_overloaded(st->fn, st->inst);
-	gw->opts->need(gw->opts->ctx, st->fn->name, strlen(st->fn->name));
-}
-
-static void submit_client_response(h2s *st, int end)
-{
-	fl_h2 *h = st->h;
-	nghttp2_nv nva[H2_MAX_HEADERS + 3];
-	nghttp2_data_provider prd;
-	char timing[64];
-	size_t n = 0;
-	int i;
-
-	for (i = 0; i < st->nrh && n < H2_MAX_HEADERS; i++) {
-		const char *nm = hs(&st->rh, st->rhd[i].no);
-		if (conn_specific(nm, st->rhd[i].nl) ||
-		    fl_strncaseeq(nm, st->rhd[i].nl, "x-flint-request-id"))
-			continue;
-		nva[n++] = mknv(nm, st->rhd[i].nl, hs(&st->rh, st->rhd[i].vo), st->rhd[i].vl);
-	}
-	nva[n++] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
-	if (st->held) {
-		snprintf(timing, sizeof(timing), "%s;dur=%.3f", st->cold ? "cold" : "queue",
-			 (double)st->cold_ns / 1e6);
-		nva[n++] = mknv("server-timing", 13, timing, strlen(timing));
-	}
-	prd.source.ptr = st;
-	prd.read_callback = resp_read;
-	st->resp_submitted = 1;
-	nghttp2_submit_response(h->ns, st->id, nva, n, end ? NULL : &prd);
-	mark_h(h);
-}
-
-static int up_on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *user)
-{
-	h2_up *u = user;
-	h2s *st;
-
-	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
-		uint32_t m = nghttp2_session_get_remote_settings(ns,
-								  NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-		u->max_streams = m ? m : 1;
-		u->greeted = 1;
-		return 0;
-	}
-	st = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ns, f->hd.stream_id) : NULL;
-	if (st == NULL || st->closed)
-		return 0;
-	if (f->hd.type == NGHTTP2_HEADERS) {
-		int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-		if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-			if (st->status >= 100 && st->status < 200) {
-				fl_buf_reset(&st->rh); /* interim: the final answer follows */
-				st->nrh = 0;
-				return 0;
-			}
-			if (end)
-				st->resp_eof = 1;
-			if (st->status == 429 || st->status == 503 || st->grpc_status == 8 ||
-			    st->grpc_status == 14)
-				st_overloaded(st);
-			submit_client_response(st, end);
-		} else if (end) {
-			st->resp_eof = 1; /* trailers */
-			if (st->grpc_status == 8 || st->grpc_status == 14)
-				st_overloaded(st);
-			nghttp2_session_resume_data(st->h->ns, st->id);
-			mark_h(st->h);
-		}
-	} else if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-		st->resp_eof = 1;
-		nghttp2_session_resume_data(st->h->ns, st->id);
-		mark_h(st->h);
-	}
-	return 0;
-}
-
-static int up_on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t *data,
-		      size_t len, void *user)
-{
-	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
-
-	(void)flags;
-	(void)user;
-	if (st == NULL || st->closed) {
-		nghttp2_session_consume(ns, id, len);
-		return 0;
-	}
-	if (fl_buf_append(&st->resp, data, len) < 0)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	nghttp2_session_resume_data(st->h->ns, st->id);
-	mark_h(st->h);
-	return 0;
-}
-
-static int up_on_close(nghttp2_session *ns, int32_t id, uint32_t err, void *user)
-{
-	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
-	h2_up *u = user;
-
-	if (st == NULL)
-		return 0;
-	if (err != NGHTTP2_NO_ERROR || !st->resp_submitted) {
-		st_fail(st, 502, 14, "instance i-%llu reset the stream (%s)",
-			(unsigned long long)u->inst->id, nghttp2_http2_strerror(err));
-		return 0;
-	}
-	/* Done upstream; what is buffered still goes to the client. */
-	st->resp_eof = 1;
-	nghttp2_session_resume_data(st->h->ns, st->id);
-	mark_h(st->h);
-	fl_list_remove(&st->up_link);
-	nghttp2_session_set_stream_user_data(ns, id, NULL);
-	u->nstreams--;
-	st->up = NULL;
-	st->up_id = 0;
-	if (st->inst) {
-		fl_dispatch_release(st->fn, st->inst);
-		st->inst = NULL;
-	}
-	return 0;
-}
-
-/* ---- translation to HTTP/1.1 ---- */
-
-static llhttp_settings_t h1_settings;
-
-static void h1_pump(h2s *st);
-
-static int h1_on_field(llhttp_t *p, const char *at, size_t len)
-{
-	h2s *st = p->data;
-	struct hspan *h;
-	size_t i;
-
-	if (st->h1_hval || st->nrh == 0) {
-		if (st->nrh >= H2_MAX_HEADERS)
-			return -1;
-		h = &st->rhd[st->nrh++];
-		memset(h, 0, sizeof(*h));
-		h->no = (uint32_t)st->rh.len;
-		st->h1_hval = 0;
-	}
-	h = &st->rhd[st->nrh - 1];
-	/* HTTP/2 field names are lower case. */
-	for (i = 0; i < len; i++) {
-		char ch = at[i] >= 'A' && at[i] <= 'Z' ? (char)(at[i] - 'A' + 'a') : at[i];
-		if (fl_buf_append(&st->rh, &ch, 1) < 0)
-			return -1;
-	}
-	h->nl += (uint32_t)len;
-	return 0;
-}
-
-static int h1_on_value(llhttp_t *p, const char *at, size_t len)
-{
-	h2s *st = p->data;
-	struct hspan *h = &st->rhd[st->nrh - 1];
-
-	if (!st->h1_hval) {
-		st->h1_hval = 1;
-		h->vo = (uint32_t)st->rh.len;
-	}
-	h->vl += (uint32_t)len;
-	return fl_buf_append(&st->rh, at, len);
-}
-
-static int h1_on_headers_complete(llhttp_t *p)
-{
-	h2s *st = p->data;
-	fl_h2 *h = st->h;
-	nghttp2_nv nva[H2_MAX_HEADERS + 3];
-	nghttp2_data_provider prd;
-	char code[8], timing[64];
-	size_t n = 0;
-	int i, head = 0;
-
-	if (p->status_code < 200)
-		return 0; /* interim */
-	st->status = p->status_code;
-	if (st->status == 429 || st->status == 503)
-		st_overloaded(st);
-	snprintf(code, sizeof(code), "%d", p->status_code);
-	nva[n++] = mknv(":status", 7, code, strlen(code));
-	for (i = 0; i < st->nrh && n < H2_MAX_HEADERS; i++) {
-		const char *nm = hs(&st->rh, st->rhd[i].no);
-		size_t nl = st->rhd[i].nl;
-		if (conn_specific(nm, nl) || fl_strncaseeq(nm, nl, "te") ||
-		    fl_strncaseeq(nm, nl, "trailer") || fl_strncaseeq(nm, nl, "x-flint-request-id"))
-			continue;
-		nva[n++] = mknv(nm, nl, hs(&st->rh, st->rhd[i].vo), st->rhd[i].vl);
-	}
-	nva[n++] = mknv("x-flint-request-id", 18, st->id_hex, strlen(st->id_hex));
-	if (st->held) {
-		snprintf(timing, sizeof(timing), "%s;dur=%.3f", st->cold ? "cold" : "queue",
-			 (double)st->cold_ns / 1e6);
-		nva[n++] = mknv("server-timing", 13, timing, strlen(timing));
-	}
-	head = st->i_method >= 0 && fl_strncaseeq(hs(&st->hb, st->hd[st->i_method].vo),
-						 st->hd[st->i_method].vl, "HEAD");
-	prd.source.ptr = st;
-	prd.read_callback = resp_read;
-	st->resp_submitted = 1;
-	nghttp2_submit_response(h->ns, st->id, nva, n, &prd);
-	mark_h(h);
-	return head ? 1 : 0;
-}
-
-static int h1_on_body(llhttp_t *p, const char *at, size_t len)
-{
-	h2s *st = p->data;
-
-	if (fl_buf_append(&st->resp, at, len) < 0)
-		return -1;
-	nghttp2_session_resume_data(st->h->ns, st->id);
-	mark_h(st->h);
-	return 0;
-}
-
-static int h1_on_complete(llhttp_t *p)
-{
-	h2s *st = p->data;
-
-	if (p->status_code < 200) {
-		fl_buf_reset(&st->rh);
-		st->nrh = 0;
-		st->h1_hval = 0;
-		return 0;
-	}
-	st->resp_eof = 1;
-	st->h1_keep = llhttp_should_keep_alive(p) && st->req_eof && st->h1_end_sent;
-	nghttp2_session_resume_data(st->h->ns, st->id);
-	mark_h(st->h);
-	return HPE_PAUSED;
-}
-
-static void h1_done(h2s *st)
-{
-	fl_up_release(st->h1, st->h1_keep);
-	st->h1 = NULL;
-	if (st->inst) {
-		fl_dispatch_release(st->fn, st->inst);
-		st->inst = NULL;
-	}
-}
-
-static void h1_data(void *o, const char *p, size_t n)
-{
-	h2s *st = o;
-	llhttp_errno_t err = llhttp_execute(&st->h1p, p, n);
-
-	if (err == HPE_PAUSED) {
-		h1_done(st);
-	} else if (err != HPE_OK) {
-		st_fail(st, 502, 14, "instance i-%llu sent a malformed response: %s",
-			(unsigned long long)st->inst->id, llhttp_get_error_reason(&st->h1p));
-	} else if (st->resp.len - st->resp_off > GW_WQ_HIGH) {
-		fl_up_read_stop(st->h1); /* the client reads slowly: hold the instance */
-	}
-	fl_h2_flush_all(st->h->gw);
-}
-
-static void h1_eof(void *o, int err)
-{
-	h2s *st = o;
-
-	if (st->resp_submitted && err == UV_EOF && llhttp_message_needs_eof(&st->h1p)) {
-		st->resp_eof = 1;
-		st->h1_keep = 0;
-		nghttp2_session_resume_data(st->h->ns, st->id);
-		mark_h(st->h);
-		h1_done(st);
-	} else {
-		st_fail(st, 502, 14, "instance i-%llu of %s %s before it answered (%s)",
-			(unsigned long long)st->inst->id, st->fn->name,
-			err == UV_EOF ? "closed the connection" : "failed", uv_strerror(err));
-	}
-	fl_h2_flush_all(st->h->gw);
-}
-
-/* Writes what the client sent so far; acknowledges it to the client only while
- * the instance keeps up. */
-static void h1_pump(h2s *st)
-{
-	uv_stream_t *s;
-	size_t n;
-
-	if (st->h1 == NULL || !st->h1_head_sent)
-		return;
-	s = fl_up_stream(st->h1);
-	n = st->req.len - st->req_off;
-	if (n) {
-		char sz[24];
-		uv_buf_t b[3];
-		int k = 0;
-		if (st->h1_chunked) {
-			int l = snprintf(sz, sizeof(sz), "%zx\r\n", n);
-			b[k++] = uv_buf_init(sz, (unsigned)l);
-		}
-		b[k++] = uv_buf_init(st->req.p + st->req_off, (unsigned)n);
-		if (st->h1_chunked)
-			b[k++] = uv_buf_init("\r\n", 2);
-		if (fl_gw__write(s, b, (unsigned)k) < 0) {
-			st_fail(st, 502, 14, "cannot write the request body to the instance");
-			return;
-		}
-		fl_buf_reset(&st->req);
-		st->req_off = 0;
-		st->h1_unacked += n;
-	}
-	if (st->h1_unacked && s->write_queue_size <= GW_WQ_HIGH) {
-		nghttp2_session_consume(st->h->ns, st->id, st->h1_unacked);
-		st->h1_unacked = 0;
-		mark_h(st->h);
-	}
-	if (st->req_eof && !st->h1_end_sent) {
-		st->h1_end_sent = 1;
-		if (st->h1_chunked) {
-			uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-			fl_gw__write(s, &b, 1);
-		}
-	}
-}
-
-static void h1_ready(void *o)
-{
-	h2s *st = o;
-	fl_buf b = FL_BUF_INIT;
-	uv_buf_t ub;
-	int i, has_len = 0;
-
-	fl_buf_printf(&b, "%.*s %s HTTP/1.1\r\n", (int)st->hd[st->i_method].vl,
-		      hs(&st->hb, st->hd[st->i_method].vo), st->path);
-	if (st->i_auth >= 0)
-		fl_buf_printf(&b, "Host: %.*s\r\n", (int)st->hd[st->i_auth].vl,
-			      hs(&st->hb, st->hd[st->i_auth].vo));
-	for (i = 0; i < st->nh; i++) {
-		const char *nm = hs(&st->hb, st->hd[i].no);
-		size_t nl = st->hd[i].nl;
-		if (nl == 0 || nm[0] == ':' || conn_specific(nm, nl) || fl_strncaseeq(nm, nl, "te") ||
-		    fl_strncaseeq(nm, nl, "x-flint-request-id") ||
-		    fl_strncaseeq(nm, nl, "x-forwarded-for"))
-			continue;
-		if (fl_strncaseeq(nm, nl, "content-length"))
-			has_len = 1;
-		fl_buf_printf(&b, "%.*s: %.*s\r\n", (int)nl, nm, (int)st->hd[i].vl,
-			      hs(&st->hb, st->hd[i].vo));
-	}
-	if (!has_len) {
-		if (st->req_eof)
-			fl_buf_printf(&b, "Content-Length: %zu\r\n", st->req.len - st->req_off);
-		else
-			st->h1_chunked = 1;
-	}
-	if (st->h1_chunked)
-		fl_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
-	fl_buf_printf(&b,
-		      "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Flint-Request-Id: %s\r\n",
-		      st->h->peer, st->id_hex);
-	if (st->route.prefix_len)
-		fl_buf_printf(&b, "X-Forwarded-Prefix: %.*s\r\n", (int)st->route.prefix_len,
-			      st->route.prefix);
-	fl_buf_puts(&b, "\r\n");
-	ub = uv_buf_init(b.p, (unsigned)b.len);
-	if (fl_gw__write(fl_up_stream(st->h1), &ub, 1) < 0) {
-		fl_buf_free(&b);
-		st_fail(st, 502, 14, "cannot write to the instance");
-		return;
-	}
-	fl_buf_free(&b);
-	st->h1_head_sent = 1;
-	h1_pump(st);
-	fl_h2_flush_all(st->h->gw);
-}
-
-static void h1_drain(void *o)
-{
-	h1_pump(o);
-	fl_h2_flush_all(((h2s *)o)->h->gw);
-}
-
-static const struct gw_up_ops h1_ops = {h1_ready, h1_data, h1_eof, h1_drain};
-
-static void h1_start(h2s *st)
-{
-	fl_buf_reset(&st->rh);
-	st->nrh = 0;
-	llhttp_init(&st->h1p, HTTP_RESPONSE, &h1_settings);
-	st->h1p.data = st;
-	st->h1 = fl_up_get(st->h->gw, st->inst, st, &h1_ops, 0);
-	if (st->h1 == NULL)
-		st_fail(st, 502, 14, "cannot connect to instance i-%llu",
-			(unsigned long long)st->inst->id);
-	else if (fl_up_ready(st->h1))
-		h1_ready(st);
+	fl_h2__mark_h(h);
 }
 
 /* ---- dispatch of a client stream ---- */
@@ -1183,12 +389,13 @@ static void st_timer(uv_timer_t *t)
 	h2s *st = t->data;
 
 	if (st->waiting)
-		st_fail(st, 503, 14, "no instance of %s became ready within %llu ms", st->fn->name,
-			(unsigned long long)(fl_now_ms() - st->t_start / 1000000));
+		fl_h2__st_fail(st, 503, 14, "no instance of %s became ready within %llu ms",
+			       st->fn->name,
+			       (unsigned long long)(fl_now_ms() - st->t_start / 1000000));
 	else
-		st_fail(st, 504, 4, "deadline exceeded: %s did not answer within %llu ms",
-			st->fn ? st->fn->name : "the function",
-			(unsigned long long)(st->deadline_ms));
+		fl_h2__st_fail(st, 504, 4, "deadline exceeded: %s did not answer within %llu ms",
+			       st->fn ? st->fn->name : "the function",
+			       (unsigned long long)(st->deadline_ms));
 	fl_h2_flush_all(st->h->gw);
 }
 
@@ -1197,10 +404,10 @@ static void st_retry(gw_waiter *w)
 	h2s *st = fl_container_of(w, h2s, wait);
 
 	if (st->waiting)
-		st_dispatch(st);
+		fl_h2__st_dispatch(st);
 }
 
-static void st_dispatch(h2s *st)
+void fl_h2__st_dispatch(h2s *st)
 {
 	fl_gw *gw = st->h->gw;
 	fl_route_fn *fn;
@@ -1223,7 +430,7 @@ static void st_dispatch(h2s *st)
 			st_unhold(st);
 			st->fn = NULL;
 			fl_gw__snap_done(gw, old);
-			st_fail(st, 404, 12, "function %s was removed", name);
+			fl_h2__st_fail(st, 404, 12, "function %s was removed", name);
 			return;
 		}
 		st->fn = fn;
@@ -1231,8 +438,8 @@ static void st_dispatch(h2s *st)
 	}
 	fn = st->fn;
 	if (fn->state == FL_FN_FAILING) {
-		st_fail(st, 503, 14, "function %s is not available: %s", fn->name,
-			fn->reason ? fn->reason : "its instances fail to start");
+		fl_h2__st_fail(st, 503, 14, "function %s is not available: %s", fn->name,
+			       fn->reason ? fn->reason : "its instances fail to start");
 		return;
 	}
 	inst = fl_dispatch_pick(fn);
@@ -1240,8 +447,9 @@ static void st_dispatch(h2s *st)
 		if (!st->held) {
 			if (atomic_fetch_add(&fn->stats->queued, 1) >= (long)fn->queue_max) {
 				atomic_fetch_sub(&fn->stats->queued, 1);
-				st_fail(st, 503, 8, "function %s is at capacity (queue.max %u)", fn->name,
-					fn->queue_max);
+				fl_h2__st_fail(st, 503, 8,
+					       "function %s is at capacity (queue.max %u)",
+					       fn->name, fn->queue_max);
 				return;
 			}
 			atomic_fetch_add(&fn->stats->held, 1);
@@ -1261,17 +469,18 @@ static void st_dispatch(h2s *st)
 	st_unhold(st);
 	st->inst = inst;
 	if (fn->proto == FL_PROTO_HTTP) {
-		h1_start(st);
+		fl_h2__h1_start(st);
 		return;
 	}
-	u = up_get(gw, inst);
+	u = fl_h2__up_get(gw, inst);
 	if (u == NULL) {
-		st_fail(st, 502, 14, "cannot connect to instance i-%llu", (unsigned long long)inst->id);
+		fl_h2__st_fail(st, 502, 14, "cannot connect to instance i-%llu",
+			       (unsigned long long)inst->id);
 		return;
 	}
 	st->up = u;
 	if (u->connected)
-		st_submit(st, u);
+		fl_h2__st_submit(st, u);
 	else
 		fl_list_insert_tail(&u->pending, &st->up_link);
 }
@@ -1290,13 +499,26 @@ static int parse_grpc_timeout(const char *v, size_t n, uint64_t *ms)
 		x = x * 10 + (uint64_t)(v[i] - '0');
 	}
 	switch (v[n - 1]) {
-	case 'H': *ms = x * 3600000; break;
-	case 'M': *ms = x * 60000; break;
-	case 'S': *ms = x * 1000; break;
-	case 'm': *ms = x; break;
-	case 'u': *ms = x / 1000; break;
-	case 'n': *ms = x / 1000000; break;
-	default: return -1;
+	case 'H':
+		*ms = x * 3600000;
+		break;
+	case 'M':
+		*ms = x * 60000;
+		break;
+	case 'S':
+		*ms = x * 1000;
+		break;
+	case 'm':
+		*ms = x;
+		break;
+	case 'u':
+		*ms = x / 1000;
+		break;
+	case 'n':
+		*ms = x / 1000000;
+		break;
+	default:
+		return -1;
 	}
 	if (*ms == 0)
 		*ms = 1;
@@ -1310,9 +532,10 @@ static void st_request_id(h2s *st)
 	size_t k;
 
 	for (i = 0; i < st->nh; i++) {
-		const char *v = hs(&st->hb, st->hd[i].vo);
+		const char *v = fl_h2__hs(&st->hb, st->hd[i].vo);
 		size_t vl = st->hd[i].vl;
-		if (!fl_strncaseeq(hs(&st->hb, st->hd[i].no), st->hd[i].nl, "x-flint-request-id"))
+		if (!fl_strncaseeq(fl_h2__hs(&st->hb, st->hd[i].no), st->hd[i].nl,
+				   "x-flint-request-id"))
 			continue;
 		if (vl == 0 || vl >= sizeof(st->id_hex))
 			break;
@@ -1346,17 +569,17 @@ static void st_start(h2s *st)
 	st->t_start = fl_now_ns();
 	if (st->i_path < 0 || st->i_method < 0) {
 		nghttp2_submit_rst_stream(h->ns, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
-		mark_h(h);
+		fl_h2__mark_h(h);
 		return;
 	}
-	path = hs(&st->hb, st->hd[st->i_path].vo);
+	path = fl_h2__hs(&st->hb, st->hd[st->i_path].vo);
 	pl = st->hd[st->i_path].vl;
 	if (st->i_auth >= 0) {
-		auth = hs(&st->hb, st->hd[st->i_auth].vo);
+		auth = fl_h2__hs(&st->hb, st->hd[st->i_auth].vo);
 		al = st->hd[st->i_auth].vl;
 	}
 	st->grpc = st->i_ctype >= 0 && st->hd[st->i_ctype].vl >= 16 &&
-		   memcmp(hs(&st->hb, st->hd[st->i_ctype].vo), "application/grpc", 16) == 0;
+		   memcmp(fl_h2__hs(&st->hb, st->hd[st->i_ctype].vo), "application/grpc", 16) == 0;
 	st->sref = fl_gw__snap_use(gw);
 	atomic_fetch_add(&gw->active, 1);
 	st->started = 1;
@@ -1390,10 +613,10 @@ static void st_start(h2s *st)
 		if (st->grpc) {
 			const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
 			int sl = slash ? (int)(slash - path - 1) : (int)pl;
-			st_fail(st, 404, 12, "unknown service %.*s: no function declares it", sl,
-				path + (pl > 0));
+			fl_h2__st_fail(st, 404, 12, "unknown service %.*s: no function declares it",
+				       sl, path + (pl > 0));
 		} else {
-			st_fail(st, 404, 5, "no function for %.*s", (int)pl, path);
+			fl_h2__st_fail(st, 404, 5, "no function for %.*s", (int)pl, path);
 		}
 		return;
 	}
@@ -1403,17 +626,18 @@ static void st_start(h2s *st)
 		size_t pinl = 0;
 		int i;
 		for (i = 0; i < st->nh; i++)
-			if (fl_strncaseeq(hs(&st->hb, st->hd[i].no), st->hd[i].nl, "x-flint-version")) {
-				pin = hs(&st->hb, st->hd[i].vo);
+			if (fl_strncaseeq(fl_h2__hs(&st->hb, st->hd[i].no), st->hd[i].nl,
+					  "x-flint-version")) {
+				pin = fl_h2__hs(&st->hb, st->hd[i].vo);
 				pinl = st->hd[i].vl;
 			}
 		if (pin || fn->nsplit) {
-			fl_route_fn *v =
-			    fl_snapshot_pick_version(st->sref->snap, fn, pin, pinl, fl_random_u64());
+			fl_route_fn *v = fl_snapshot_pick_version(st->sref->snap, fn, pin, pinl,
+								  fl_random_u64());
 			if (v == NULL) {
 				st->fn = fn;
-				st_fail(st, 404, 5, "version %.*s of %s receives no traffic", (int)pinl,
-					pin, fn->name);
+				fl_h2__st_fail(st, 404, 5, "version %.*s of %s receives no traffic",
+					       (int)pinl, pin, fn->name);
 				return;
 			}
 			fn = v;
@@ -1423,14 +647,14 @@ static void st_start(h2s *st)
 	deadline = fn->timeout_ms;
 	if (st->i_timeout >= 0) {
 		uint64_t g;
-		if (parse_grpc_timeout(hs(&st->hb, st->hd[st->i_timeout].vo),
+		if (parse_grpc_timeout(fl_h2__hs(&st->hb, st->hd[st->i_timeout].vo),
 				       st->hd[st->i_timeout].vl, &g) == 0 &&
 		    g < deadline)
 			deadline = g;
 	}
 	st->deadline_ms = deadline;
 	uv_timer_start(&st->timer, st_timer, deadline, 0);
-	st_dispatch(st);
+	fl_h2__st_dispatch(st);
 }
 
 /* ---- client session callbacks ---- */
@@ -1469,8 +693,7 @@ static h2s *st_new(fl_h2 *h, int32_t id)
 	return st;
 }
 
-static int st_add_header(h2s *st, const uint8_t *name, size_t nl, const uint8_t *value,
-			 size_t vl);
+static int st_add_header(h2s *st, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl);
 
 static int on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t *name, size_t nl,
 		     const uint8_t *value, size_t vl, uint8_t flags, void *user)
@@ -1483,7 +706,8 @@ static int on_header(nghttp2_session *ns, const nghttp2_frame *f, const uint8_t 
 	if (st == NULL || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	(void)i;
-	return st_add_header(st, name, nl, value, vl) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+	return st_add_header(st, name, nl, value, vl) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+							  : 0;
 }
 
 /* Adds a request field, remembering where the ones routing needs are. */
@@ -1491,7 +715,7 @@ static int st_add_header(h2s *st, const uint8_t *name, size_t nl, const uint8_t 
 {
 	int i = st->nh;
 
-	if (add_span(&st->hb, st->hd, &st->nh, name, nl, value, vl) < 0)
+	if (fl_h2__add_span(&st->hb, st->hd, &st->nh, name, nl, value, vl) < 0)
 		return -1;
 	if (nl == 7 && memcmp(name, ":method", 7) == 0)
 		st->i_method = i;
@@ -1526,17 +750,17 @@ static int on_frame_recv(nghttp2_session *ns, const nghttp2_frame *f, void *user
 	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		st->req_eof = 1;
-		h1_pump(st);
+		fl_h2__h1_pump(st);
 		if (st->up && st->up_id > 0) {
 			nghttp2_session_resume_data(st->up->ns, st->up_id);
-			mark_up(st->up);
+			fl_h2__mark_up(st->up);
 		}
 	}
 	return 0;
 }
 
-static int on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t *data,
-		   size_t len, void *user)
+static int on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+		   void *user)
 {
 	h2s *st = nghttp2_session_get_stream_user_data(ns, id);
 
@@ -1548,10 +772,10 @@ static int on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t
 	}
 	if (fl_buf_append(&st->req, data, len) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	h1_pump(st);
+	fl_h2__h1_pump(st);
 	if (st->up && st->up_id > 0) {
 		nghttp2_session_resume_data(st->up->ns, st->up_id);
-		mark_up(st->up);
+		fl_h2__mark_up(st->up);
 	}
 	return 0;
 }
@@ -1579,20 +803,11 @@ static void init_once(void)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(srv_cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv_cbs, on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(srv_cbs, on_stream_close);
-	nghttp2_session_callbacks_new(&cli_cbs);
-	nghttp2_session_callbacks_set_on_header_callback(cli_cbs, up_on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cli_cbs, up_on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cli_cbs, up_on_data);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cli_cbs, up_on_close);
-	llhttp_settings_init(&h1_settings);
-	h1_settings.on_header_field = h1_on_field;
-	h1_settings.on_header_value = h1_on_value;
-	h1_settings.on_headers_complete = h1_on_headers_complete;
-	h1_settings.on_body = h1_on_body;
-	h1_settings.on_message_complete = h1_on_complete;
-	nghttp2_option_new(&opts);
+	fl_h2__up_init();
+	fl_h2__h1_init();
+	nghttp2_option_new(&fl_h2__opts);
 	/* Windows open only as the other side takes the bytes (see the top). */
-	nghttp2_option_set_no_auto_window_update(opts, 1);
+	nghttp2_option_set_no_auto_window_update(fl_h2__opts, 1);
 }
 
 fl_h2 *fl_h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer)
@@ -1613,13 +828,13 @@ fl_h2 *fl_h2_start(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer)
 	h->peer = peer;
 	fl_list_init(&h->streams);
 	h->mark.kind = 1;
-	if (nghttp2_session_server_new2(&h->ns, srv_cbs, h, opts) != 0) {
+	if (nghttp2_session_server_new2(&h->ns, srv_cbs, h, fl_h2__opts) != 0) {
 		free(h);
 		return NULL;
 	}
 	nghttp2_submit_settings(h->ns, NGHTTP2_FLAG_NONE, iv, 3);
 	nghttp2_session_set_local_window_size(h->ns, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
-	mark_h(h);
+	fl_h2__mark_h(h);
 	return h;
 }
 
@@ -1632,13 +847,13 @@ int fl_h2_on_read(fl_h2 *h, const char *p, size_t n)
 			 nghttp2_strerror((int)r));
 		return -1;
 	}
-	mark_h(h);
+	fl_h2__mark_h(h);
 	return 0;
 }
 
 void fl_h2_on_drain(fl_h2 *h)
 {
-	mark_h(h);
+	fl_h2__mark_h(h);
 }
 
 int fl_h2_drain(fl_h2 *h)
@@ -1648,7 +863,7 @@ int fl_h2_drain(fl_h2 *h)
 		nghttp2_submit_goaway(h->ns, NGHTTP2_FLAG_NONE,
 				      nghttp2_session_get_last_proc_stream_id(h->ns),
 				      NGHTTP2_NO_ERROR, NULL, 0);
-		mark_h(h);
+		fl_h2__mark_h(h);
 	}
 	return fl_list_empty(&h->streams);
 }
@@ -1656,7 +871,7 @@ int fl_h2_drain(fl_h2 *h)
 void fl_h2_free(fl_h2 *h)
 {
 	h->closing = 1;
-	unmark(&h->mark);
+	fl_h2__unmark(&h->mark);
 	while (!fl_list_empty(&h->streams)) {
 		h2s *st = fl_container_of(h->streams.next, h2s, link);
 		st->closed = 1;
@@ -1737,7 +952,7 @@ fl_h2 *fl_h2_upgrade(fl_gw *gw, gw_conn *c, uv_stream_t *tcp, const char *peer,
 			      f[i].vl);
 	st->req_eof = 1;
 	st_start(st);
-	mark_h(h);
+	fl_h2__mark_h(h);
 	return h;
 }
 

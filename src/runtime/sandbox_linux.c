@@ -242,14 +242,79 @@ static void sb_secrets(const struct fl_sandbox *sb, const int *fds, int n, int e
 		sb_die(ep, "make /run/secrets read-only", NULL);
 }
 
-/* Builds the file system view and moves into it. cwd is a host path (or NULL). */
+/* Assembles SB_ROOT from the function's own tree: a read-only overlay of the tree under a
+ * small skeleton of flint's mount points (so none has to exist in the tree, and nothing is
+ * written into it), with the host's /dev (read-only) on its /dev. bind is the host
+ * directory that will be bound at its own path inside, or NULL. */
+static void sb_own_root(int tree, int devtree, const char *bind, int nsec, int ep)
+{
+	static const char *const points[] = {"/proc", "/dev", "/tmp", "/run"};
+	char path[PATH_MAX + 16];
+	size_t i;
+
+	if (mkdir(SB_STAGE "/t", 0755) < 0 ||
+	    move_mount(tree, "", AT_FDCWD, SB_STAGE "/t", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		sb_die(ep, "attach the function's root file system at", SB_STAGE "/t");
+	close(tree);
+	for (i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		snprintf(path, sizeof(path), "%s/s%s", SB_STAGE, points[i]);
+		if (sb_mkdirs(path) < 0)
+			sb_die(ep, "create the mount point", points[i]);
+	}
+	if (nsec && mkdir(SB_STAGE "/s/run/secrets", 0755) < 0)
+		sb_die(ep, "create the mount point", "/run/secrets");
+	if (bind) {
+		snprintf(path, sizeof(path), "%s/s%s", SB_STAGE, bind);
+		if (sb_mkdirs(path) < 0)
+			sb_die(ep, "create the mount point of", bind);
+	}
+	/* Lower layers only: the overlay itself cannot be written. The tree's own
+	 * overlay attributes, if any, are not followed. */
+	if (mount("overlay", SB_ROOT, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  "lowerdir=" SB_STAGE "/s:" SB_STAGE "/t,redirect_dir=nofollow,metacopy=off") < 0)
+		sb_die(ep, "mount the function's root file system (overlay) at", SB_ROOT);
+	if (move_mount(devtree, "", AT_FDCWD, SB_ROOT "/dev", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		sb_die(ep, "bind the host's /dev at", "/dev");
+	close(devtree);
+}
+
+/* The function's uid must reach its working directory even when a parent on
+ * the host is closed to others (a checkout under /root, mode 0700): each such
+ * parent is covered, in the new view, by an empty tmpfs open to all, in which
+ * the rest of the path is then made. What else the parent held stays hidden,
+ * which is what the sandbox wants anyway. */
+static void sb_open_ancestors(const char *dir, int ep)
+{
+	char path[PATH_MAX + 16];
+	size_t base = strlen(SB_ROOT), i;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s%s", SB_ROOT, dir);
+	for (i = base + 1; path[i]; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH) &&
+		    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") < 0)
+			sb_die(ep, "open a path to the working directory at", path + base);
+		path[i] = '/';
+	}
+}
+
+/* Builds the file system view and moves into it. cwd is a host path (or NULL); with a
+ * root file system of the function's own, a path inside it, and sb->code is bound. */
 static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 {
-	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					    (sb->rootfs ? MOUNT_ATTR_NODEV : 0)};
 	struct mount_attr cw = {.attr_set =
 				    MOUNT_ATTR_NOSUID | (sb->writable_cwd ? 0 : MOUNT_ATTR_RDONLY)};
+	struct mount_attr dev = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+	/* The host directory bound back at its own path: the working directory, or with a
+	 * tree of the function's own, its uploaded code. */
+	const char *bind = sb->rootfs ? sb->code : cwd;
 	char path[PATH_MAX + 16], opts[64];
-	int tree, cwdtree = -1, hidden = 0, secfd[FL_SANDBOX_MAX_SECRETS], nsec = 0;
+	int tree, devtree = -1, cwdtree = -1, hidden = 0, secfd[FL_SANDBOX_MAX_SECRETS], nsec = 0;
 
 	/* Nothing done here may propagate back to the host's mounts. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -263,22 +328,33 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 		if (secfd[nsec] < 0)
 			sb_die(ep, "open the secret", strrchr(sb->secrets[nsec], '/'));
 	}
-	if (nsec && sb_mkdirs("/run/secrets") < 0)
+	if (nsec && !sb->rootfs && sb_mkdirs("/run/secrets") < 0)
 		sb_die(ep, "create the mount point", "/run/secrets");
-	if (cwd && sb->writable_cwd) {
+	if (bind && sb->writable_cwd) {
 		sb_chown_uid = sb->uid;
 		sb_chown_gid = sb->gid;
-		if (nftw(cwd, sb_chown_one, 16, FTW_PHYS) != 0)
-			sb_die(ep, "give the build directory to the function's uid:", cwd);
+		if (nftw(bind, sb_chown_one, 16, FTW_PHYS) != 0)
+			sb_die(ep, "give the build directory to the function's uid:", bind);
 	}
 	/* Copies of the host's tree and of the working directory, taken before anything
 	 * covers them (the working directory may lie in the data directory or /tmp). */
-	tree = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	tree = open_tree(AT_FDCWD, sb->rootfs ? sb->rootfs : "/",
+			 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (tree < 0)
-		sb_die(ep, "copy the mount tree", NULL);
-	if (cwd) {
+		sb_die(ep, sb->rootfs ? "open the root file system" : "copy the mount tree",
+		       sb->rootfs);
+	if (sb->rootfs) {
+		devtree =
+		    open_tree(AT_FDCWD, "/dev", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (devtree < 0 ||
+		    mount_setattr(devtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &dev, sizeof(dev)) < 0)
+			sb_die(ep, "copy the host's /dev", NULL);
+	}
+	if (bind) {
 		cwdtree =
-		    open_tree(AT_FDCWD, cwd, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		    open_tree(AT_FDCWD, bind, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (cwdtree < 0 && sb->rootfs)
+			sb_die(ep, "open the code directory", bind);
 		if (cwdtree < 0)
 			fl_sandbox_fail(ep, FL_SB_STEP_CHDIR, errno, NULL);
 		if (mount_setattr(cwdtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &cw, sizeof(cw)) < 0)
@@ -290,9 +366,13 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 		sb_die(ep, "mount a staging tmpfs on", SB_STAGE);
 	if (mkdir(SB_ROOT, 0755) < 0)
 		sb_die(ep, "create", SB_ROOT);
-	if (move_mount(tree, "", AT_FDCWD, SB_ROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		sb_die(ep, "attach the read-only tree at", SB_ROOT);
-	close(tree);
+	if (sb->rootfs) {
+		sb_own_root(tree, devtree, bind, nsec, ep);
+	} else {
+		if (move_mount(tree, "", AT_FDCWD, SB_ROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			sb_die(ep, "attach the read-only tree at", SB_ROOT);
+		close(tree);
+	}
 
 	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
 		 (unsigned long long)FL_SANDBOX_TMP_SIZE);
@@ -315,12 +395,13 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 			hidden = 1;
 		}
 	}
-	if (cwd) {
-		snprintf(path, sizeof(path), "%s%s", SB_ROOT, cwd);
+	if (bind) {
+		sb_open_ancestors(bind, ep);
+		snprintf(path, sizeof(path), "%s%s", SB_ROOT, bind);
 		if (sb_mkdirs(path) < 0)
-			sb_die(ep, "create the mount point of", cwd);
+			sb_die(ep, "create the mount point of", bind);
 		if (move_mount(cwdtree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			sb_die(ep, "bind the working directory at", cwd);
+			sb_die(ep, "bind the working directory at", bind);
 		close(cwdtree);
 	}
 	if (hidden) {

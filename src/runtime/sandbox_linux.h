@@ -11,10 +11,11 @@
  * The view: the host's whole tree read-only and nosuid, a private tmpfs on /tmp
  * and /dev/shm, a fresh /proc, the data directory covered by an empty tmpfs,
  * and the working directory bound back at its own path (read-only, or writable
- * for build steps). Identity: the function's own uid and gid, no supplementary
- * groups, no capabilities (bounding set emptied), no_new_privs, then the seccomp
- * filter of runtime/seccomp.h. Limits: runtime/cgroup.h, joined before the init
- * runs anything.
+ * for build steps). With a root file system of the function's own, that tree
+ * takes the host's place (see struct fl_sandbox's rootfs). Identity: the function's own uid and
+ * gid, no supplementary groups, no capabilities (bounding set emptied), no_new_privs, then the
+ * seccomp filter of runtime/seccomp.h. Limits: runtime/cgroup.h, joined before the init runs
+ * anything.
  */
 #ifndef FL_SANDBOX_LINUX_H
 #define FL_SANDBOX_LINUX_H
@@ -41,6 +42,14 @@ struct fl_sandbox {
 	 * whose regular files are copied into a read-only tmpfs as
 	 * /run/secrets/NAME/FILE, mode 0400 and owned by uid; NULL-terminated, or NULL. */
 	const char *const *secrets;
+	/* A root file system of the function's own: an absolute host directory without
+	 * symbolic links, or NULL for the host's tree. With one, the instance's root is that
+	 * tree, read-only, nosuid and nodev (flint adds /proc, /dev, /tmp, /dev/shm and
+	 * /run/secrets on top without writing into it); the working directory is then a path
+	 * inside the tree, and code (if not NULL) is a host directory bound at the same path
+	 * inside it, read-only (writable with writable_cwd). */
+	const char *rootfs;
+	const char *code;
 };
 
 #define FL_SANDBOX_MAX_SECRETS 64

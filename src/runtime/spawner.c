@@ -40,8 +40,8 @@ enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITE
 /* Every message starts with this header. SPAWN is followed, if SP_HAS_SANDBOX, by a
  * struct sp_sbwire, then by NUL-terminated strings (the directory if SP_HAS_CWD, then
  * argc arguments, then envc environment entries, then if SP_HAS_SANDBOX the function
- * name and the directory to hide, either possibly empty, then nsecrets secret
- * directories); FAILED by one NUL-terminated
+ * name, the directory to hide, the root file system and the code directory, each
+ * possibly empty, then nsecrets secret directories); FAILED by one NUL-terminated
  * sentence; STARTED carries two descriptors. */
 struct sp_hdr {
 	uint32_t type;
@@ -679,7 +679,7 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 		if (p[i] == '\0')
 			nstr++;
 	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0) +
-	       ((h->flags & SP_HAS_SANDBOX) ? 2 + (size_t)w.nsecrets : 0);
+	       ((h->flags & SP_HAS_SANDBOX) ? 4 + (size_t)w.nsecrets : 0);
 	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
 		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
 			(unsigned long long)h->id);
@@ -709,6 +709,10 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 					 .writable_cwd = w.writable_cwd != 0};
 		s += strlen(s) + 1;
 		sb.hide = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		sb.rootfs = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		sb.code = s[0] ? s : NULL;
 		s += strlen(s) + 1;
 		for (j = 0; j < w.nsecrets; j++, s += strlen(s) + 1)
 			secrets[j] = s;
@@ -972,7 +976,7 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 		     char *const envp[], const struct fl_sandbox *sb)
 {
 	struct sp_hdr h = {.type = SP_SPAWN, .id = id};
-	const char *sbname = "", *sbhide = "";
+	const char *sbname = "", *sbhide = "", *sbroot = "", *sbcode = "";
 	size_t len = sizeof(h), off;
 	char *buf;
 	int r, i, nsec = 0;
@@ -987,7 +991,10 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 		h.flags |= SP_HAS_SANDBOX;
 		sbname = sb->name ? sb->name : "";
 		sbhide = sb->hide ? sb->hide : "";
-		len += sizeof(struct sp_sbwire) + strlen(sbname) + 1 + strlen(sbhide) + 1;
+		sbroot = sb->rootfs ? sb->rootfs : "";
+		sbcode = sb->code ? sb->code : "";
+		len += sizeof(struct sp_sbwire) + strlen(sbname) + 1 + strlen(sbhide) + 1 +
+		       strlen(sbroot) + 1 + strlen(sbcode) + 1;
 		for (; sb->secrets && sb->secrets[nsec]; nsec++)
 			len += strlen(sb->secrets[nsec]) + 1;
 		if (nsec > FL_SANDBOX_MAX_SECRETS)
@@ -1028,6 +1035,8 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	if (sb) {
 		SP_PUT(sbname);
 		SP_PUT(sbhide);
+		SP_PUT(sbroot);
+		SP_PUT(sbcode);
 		for (i = 0; i < nsec; i++)
 			SP_PUT(sb->secrets[i]);
 	}

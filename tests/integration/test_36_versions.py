@@ -30,7 +30,10 @@ def test_versions_split_pin_and_rollback(flint):
     deploy(flint, "ver", "two")
     vs = flint.cli_json("versions", "ver", "-o", "json")["versions"]
     assert [(v["version"], v["current"], v["weight"]) for v in vs] == [(1, False, 0), (2, True, 100)]
-    assert answers(flint, "ver", 20) == Counter({"two": 20})
+    # Version 1's instance keeps serving until version 2's is ready (a rolling
+    # update), then only version 2 answers.
+    wait_for(lambda: answers(flint, "ver", 20) == Counter({"two": 20}), COLD,
+             what="version 2 to take over")
 
     # 90/10 between version 1 (run beside the current one) and version 2.
     flint.cli_ok("traffic", "ver", "v1=90", "v2=10")

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "control/spec.c"
 #include "events/cron.c"
@@ -174,12 +176,21 @@ static void assert_specs_equal(const fl_spec *a, const fl_spec *b)
 	if (a->health_path)
 		assert_string_equal(a->health_path, b->health_path);
 	assert_int_equal(a->startup_timeout_ms, b->startup_timeout_ms);
+	assert_int_equal(a->liveness_interval_ms, b->liveness_interval_ms);
+	assert_int_equal(a->liveness_timeout_ms, b->liveness_timeout_ms);
+	assert_int_equal(a->liveness_failures, b->liveness_failures);
 	assert_int_equal(a->queue_max, b->queue_max);
 	assert_int_equal(a->queue_timeout_ms, b->queue_timeout_ms);
 	assert_int_equal(a->memory, b->memory);
 	assert_int_equal(a->cpu_millis, b->cpu_millis);
 	assert_int_equal(a->pids, b->pids);
 	assert_int_equal(a->sandbox, b->sandbox);
+	assert_true((a->rootfs == NULL) == (b->rootfs == NULL));
+	if (a->rootfs)
+		assert_string_equal(a->rootfs, b->rootfs);
+	assert_true((a->image == NULL) == (b->image == NULL));
+	if (a->image)
+		assert_string_equal(a->image, b->image);
 }
 
 /* parse -> to_json -> parse gives an equal spec, and to_json is then a fixed point. */
@@ -225,6 +236,43 @@ static void test_round_trip(void **state)
 			    "false");
 	json_decref(j);
 	fl_spec_free(s);
+}
+
+static void test_liveness(void **state)
+{
+	fl_spec *s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"]}");
+	json_t *j, *l;
+
+	/* Off unless asked for. */
+	assert_int_equal(s->liveness_interval_ms, 0);
+	j = fl_spec_to_json(s);
+	assert_null(json_object_get(json_object_get(j, "health"), "liveness"));
+	json_decref(j);
+	fl_spec_free(s);
+
+	/* An empty object takes the defaults. */
+	s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": {}}}");
+	assert_int_equal(s->liveness_interval_ms, 10000);
+	assert_int_equal(s->liveness_failures, 3);
+	assert_int_equal(s->liveness_timeout_ms, 1000);
+	fl_spec_free(s);
+
+	s = parse_ok(
+	    "{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"path\": \"/h\", "
+	    "\"liveness\": {\"interval\": \"500ms\", \"failures\": 2, \"timeout\": 0.2}}}");
+	assert_int_equal(s->health_type, FL_HEALTH_HTTP);
+	assert_int_equal(s->liveness_interval_ms, 500);
+	assert_int_equal(s->liveness_failures, 2);
+	assert_int_equal(s->liveness_timeout_ms, 200);
+	j = fl_spec_to_json(s);
+	l = json_object_get(json_object_get(j, "health"), "liveness");
+	assert_string_equal(json_string_value(json_object_get(l, "interval")), "500ms");
+	assert_int_equal(json_integer_value(json_object_get(l, "failures")), 2);
+	assert_string_equal(json_string_value(json_object_get(l, "timeout")), "200ms");
+	json_decref(j);
+	fl_spec_free(s);
+	round_trip("{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": "
+		   "{\"interval\": \"3s\", \"failures\": 5}}}");
 }
 
 static void test_limits_and_sandbox(void **state)
@@ -383,6 +431,18 @@ static const struct bad bad_specs[] = {
      "limits: unknown field \"memroy\" (did you mean \"memory\"?)"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"sandbox\": \"yes\"}",
      "sandbox: must be true or false"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": true}}",
+     "health.liveness: must be an object such as {\"interval\": \"10s\", \"failures\": 3}"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": {\"failures\": 0}}}",
+     "health.liveness.failures: must be an integer between 1 and 100"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": {\"interval\": "
+     "\"10ms\"}}}",
+     "health.liveness.interval: must be at least 100ms"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": {\"interval\": \"1s\", "
+     "\"timeout\": \"2s\"}}}",
+     "health.liveness.timeout: must not be longer than the interval (2000 ms > 1000 ms)"},
+    {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"liveness\": {\"every\": \"1s\"}}}",
+     "health.liveness: unknown field \"every\""},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"path\": \"healthz\"}}",
      "health.path: must be a string starting with '/'"},
     {"{\"name\": \"a\", \"command\": [\"x\"], \"health\": {\"path\": \"/h\", \"tcp\": true}}",
@@ -433,6 +493,128 @@ static void test_short_err(void **state)
 	memset(err, 'z', sizeof(err));
 	assert_int_equal(parse_text("{\"command\": [\"x\"]}", &s, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "name: i");
+}
+
+/* Writes an empty file dir/name. */
+static void touch(const char *dir, const char *name)
+{
+	char p[512];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+/* Parses text with every "@" replaced by dir and expects the error want (NULL: success,
+ * returning the spec). */
+static fl_spec *parse_with_dir(const char *text, const char *dir, const char *want)
+{
+	char json[1024], err[512];
+	fl_spec *s = NULL;
+	size_t o = 0;
+	int rc;
+
+	for (const char *p = text; *p && o < sizeof(json) - 200; p++) {
+		if (*p == '@')
+			o += (size_t)snprintf(json + o, sizeof(json) - o, "%s", dir);
+		else
+			json[o++] = *p;
+	}
+	json[o] = '\0';
+	rc = parse_text(json, &s, err, sizeof(err));
+	if (want == NULL && rc != 0)
+		fail_msg("%s: expected success, got: %s", json, err);
+	if (want != NULL && (rc != -EINVAL || strcmp(err, want) != 0))
+		fail_msg("%s:\n  got      %s\n  expected %s", json, rc ? err : "success", want);
+	return s;
+}
+
+/* rootfs: and image: name trees on this host; image makes command optional. */
+static void test_root_filesystems(void **state)
+{
+	char dir[] = "/tmp/flint-test-spec-XXXXXX", layout[64], want[512];
+	fl_spec *s;
+	json_t *j;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(layout, sizeof(layout), "%s/oci", dir);
+	assert_int_equal(mkdir(layout, 0755), 0);
+
+	s = parse_with_dir("{\"name\": \"a\", \"command\": \"x\", \"rootfs\": \"@\"}", dir, NULL);
+	assert_string_equal(s->rootfs, dir);
+	assert_null(s->image);
+	j = fl_spec_to_json(s);
+	assert_string_equal(json_string_value(json_object_get(j, "rootfs")), dir);
+	json_decref(j);
+	fl_spec_free(s);
+
+	/* Not yet a layout: no oci-layout file. */
+	snprintf(want, sizeof(want),
+		 "image: %s is not an OCI image layout directory (it needs an oci-layout file and "
+		 "an index.json, as `skopeo copy ... oci:DIR:TAG` writes)",
+		 layout);
+	s = parse_with_dir("{\"name\": \"a\", \"image\": \"@/oci:v1\"}", dir, want);
+	touch(layout, "oci-layout");
+	touch(layout, "index.json");
+
+	/* Without a command, the image's entrypoint runs: nothing is written back. */
+	s = parse_with_dir("{\"name\": \"a\", \"image\": \"@/oci:v1\"}", dir, NULL);
+	assert_null(s->argv);
+	assert_int_equal(s->argc, 0);
+	j = fl_spec_to_json(s);
+	assert_null(json_object_get(j, "command"));
+	snprintf(want, sizeof(want), "%s:v1", layout);
+	assert_string_equal(json_string_value(json_object_get(j, "image")), want);
+	json_decref(j);
+	fl_spec_free(s);
+	snprintf(want, sizeof(want), "{\"name\": \"a\", \"image\": \"%s\"}", layout);
+	round_trip(want);
+	snprintf(want, sizeof(want), "{\"name\": \"a\", \"command\": [\"x\"], \"image\": \"%s:t\"}",
+		 layout);
+	round_trip(want);
+	s = parse_with_dir("{\"name\": \"a\", \"command\": [\"sh\"], \"image\": \"@/oci\"}", dir,
+			   NULL);
+	assert_string_equal(s->argv[0], "sh");
+	fl_spec_free(s);
+
+	parse_with_dir("{\"name\": \"a\", \"image\": \"@/oci:\"}", dir,
+		       "image: the tag after ':' must not be empty");
+	parse_with_dir("{\"name\": \"a\", \"image\": \"oci:v1\"}", dir,
+		       "image: must be an absolute path to an OCI image layout directory, "
+		       "optionally followed by \":TAG\"");
+	parse_with_dir("{\"name\": \"a\", \"image\": \"@/oci\", \"rootfs\": \"@\"}", dir,
+		       "rootfs: set either \"rootfs\" or \"image\", not both");
+	parse_with_dir("{\"name\": \"a\", \"image\": \"@/oci\", \"sandbox\": false}", dir,
+		       "image: needs \"sandbox\": true (the function runs inside the tree through "
+		       "the sandbox's own mount namespace)");
+	parse_with_dir(
+	    "{\"name\": \"a\", \"command\": \"x\", \"rootfs\": \"@\", \"sandbox\": false}", dir,
+	    "rootfs: needs \"sandbox\": true (the function runs inside the tree through "
+	    "the sandbox's own mount namespace)");
+	parse_with_dir("{\"name\": \"a\", \"command\": \"x\", \"rootfs\": \"rel/dir\"}", dir,
+		       "rootfs: must be an absolute path (starting with '/')");
+	snprintf(want, sizeof(want), "rootfs: %s/missing is not a directory on this host", dir);
+	parse_with_dir("{\"name\": \"a\", \"command\": \"x\", \"rootfs\": \"@/missing\"}", dir,
+		       want);
+	snprintf(want, sizeof(want), "rootfs: %s/oci/index.json is not a directory on this host",
+		 dir);
+	parse_with_dir("{\"name\": \"a\", \"command\": \"x\", \"rootfs\": \"@/oci/index.json\"}",
+		       dir, want);
+	parse_with_dir("{\"name\": \"a\", \"command\": \"x\", \"rootfs\": 7}", dir,
+		       "rootfs: must be a non-empty string");
+	/* Without an image the command is still required. */
+	parse_with_dir("{\"name\": \"a\", \"rootfs\": \"@\"}", dir,
+		       "command: is required (the program to run, as a list of strings or a shell "
+		       "string)");
+
+	snprintf(want, sizeof(want), "%s/index.json", layout);
+	unlink(want);
+	snprintf(want, sizeof(want), "%s/oci-layout", layout);
+	unlink(want);
+	rmdir(layout);
+	rmdir(dir);
 }
 
 /* async: and triggers: are parsed, defaulted, refused with the field named, and written back. */
@@ -516,6 +698,8 @@ int main(void)
 	    cmocka_unit_test(test_nul_refused),
 	    cmocka_unit_test(test_short_err),
 	    cmocka_unit_test(test_async_and_triggers),
+	    cmocka_unit_test(test_root_filesystems),
+	    cmocka_unit_test(test_liveness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
