@@ -634,7 +634,8 @@ static int parse_deploy(fl_cli__ctx *c, int argc, char **argv, overrides *o)
 				g = json_pack("{s[]}", "services");
 				json_object_set_new(o->top, "grpc", g);
 				if (json_object_get(o->top, "protocol") == NULL)
-					json_object_set_new(o->top, "protocol", json_string("grpc"));
+					json_object_set_new(o->top, "protocol",
+							    json_string("grpc"));
 			}
 			json_array_append_new(json_object_get(g, "services"), json_string(v));
 			break;

@@ -125,7 +125,8 @@ int fl_cli__logs(fl_cli__ctx *c, int argc, char **argv)
 		} else if (id == 's') {
 			if (fl_parse_duration(v, &since_ms) < 0 || since_ms == 0)
 				return fl_cli__usage_err(
-				    c, "--since takes a duration like 10m, 1h or 30s, not \"%s\"", v);
+				    c, "--since takes a duration like 10m, 1h or 30s, not \"%s\"",
+				    v);
 		}
 	}
 	if (a.rest)

@@ -111,7 +111,8 @@ int fl_cli__rollback(fl_cli__ctx *c, int argc, char **argv)
 		long long ver = strtoll(v, &end, 10);
 		if (*v == '\0' || *end || ver < 1) {
 			json_decref(body);
-			return fl_cli__usage_err(c, "VERSION must be a version number like 3 or v3");
+			return fl_cli__usage_err(c,
+						 "VERSION must be a version number like 3 or v3");
 		}
 		json_object_set_new(body, "version", json_integer(ver));
 	}
@@ -175,8 +176,7 @@ int fl_cli__traffic(fl_cli__ctx *c, int argc, char **argv)
 	w = json_object_get(out, "weights");
 	{
 		long long total = 0;
-		json_object_foreach(w, k, v)
-		total += json_integer_value(v);
+		json_object_foreach(w, k, v) total += json_integer_value(v);
 		printf("%-8s %s\n", "VERSION", "TRAFFIC");
 		json_object_foreach(w, k, v)
 		{

@@ -35,9 +35,9 @@ static json_t *inst_json(ctl_inst *in)
 	}
 	json_object_set_new(j, "stale", json_boolean(in->stale));
 	json_object_set_new(j, "kind", json_string(in->reserved ? "reserved" : "elastic"));
-	json_object_set_new(j, "overloaded",
-			    json_boolean(in->pub && atomic_load(&in->pub->overloaded_until_ms) >
-							fl_now_ms()));
+	json_object_set_new(
+	    j, "overloaded",
+	    json_boolean(in->pub && atomic_load(&in->pub->overloaded_until_ms) > fl_now_ms()));
 	return j;
 }
 
@@ -82,8 +82,7 @@ static json_t *fn_summary(ctl_fn *fn)
 			    json_integer((json_int_t)atomic_load(&fn->stats->requests)));
 	json_object_set_new(j, "queued", json_integer(atomic_load(&fn->stats->queued)));
 	json_object_set_new(j, "reserved", json_integer(fn->spec->reserved));
-	json_object_set_new(j, "spills",
-			    json_integer((json_int_t)atomic_load(&fn->stats->spills)));
+	json_object_set_new(j, "spills", json_integer((json_int_t)atomic_load(&fn->stats->spills)));
 	json_object_set_new(j, "overloads",
 			    json_integer((json_int_t)atomic_load(&fn->stats->overloads)));
 	json_object_set_new(j, "errors",
@@ -97,8 +96,8 @@ static json_t *fn_summary(ctl_fn *fn)
 		for (int b = 0; b <= FL_HIST_BUCKETS; b++) {
 			if (b < FL_HIST_BUCKETS)
 				json_array_append_new(le, json_real(fl_hist_bounds[b]));
-			json_array_append_new(
-			    per, json_integer((json_int_t)atomic_load(&fn->stats->latency.count[b])));
+			json_array_append_new(per, json_integer((json_int_t)atomic_load(
+						       &fn->stats->latency.count[b])));
 		}
 		json_object_set_new(j, "latency", json_pack("{s:o, s:o}", "le", le, "counts", per));
 	}
@@ -176,7 +175,8 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 			if (o->deleted || strcmp(o->name, name) == 0)
 				continue;
 			if (spec->thrift_port && spec->thrift_port == o->spec->thrift_port) {
-				snprintf(err, errlen, "thrift.port: %u is already the port of function %s",
+				snprintf(err, errlen,
+					 "thrift.port: %u is already the port of function %s",
 					 spec->thrift_port, o->name);
 				fl_spec_free(spec);
 				return 409;
@@ -185,7 +185,8 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 				for (k = 0; k < o->spec->nservices; k++)
 					if (strcmp(spec->services[i], o->spec->services[k]) == 0) {
 						snprintf(err, errlen,
-							 "grpc.services: %s is already served by function %s",
+							 "grpc.services: %s is already served by "
+							 "function %s",
 							 spec->services[i], o->name);
 						fl_spec_free(spec);
 						return 409;
@@ -200,10 +201,11 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 	}
 	for (i = 0; i < spec->nsecrets; i++)
 		if (fl_secret_exists(ctl->data_dir, spec->secrets[i]) != 1) {
-			snprintf(err, errlen,
-				 "secrets: there is no secret named %s (create it with `flint secret "
-				 "create %s ...`)",
-				 spec->secrets[i], spec->secrets[i]);
+			snprintf(
+			    err, errlen,
+			    "secrets: there is no secret named %s (create it with `flint secret "
+			    "create %s ...`)",
+			    spec->secrets[i], spec->secrets[i]);
 			fl_spec_free(spec);
 			return 400;
 		}
@@ -212,12 +214,14 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 		 * can run (a refused archive must not stay in the registry). */
 		char *dir = NULL;
 		struct fl_image *img = NULL;
-		if (spec->code && fl_blob_unpack(ctl->data_dir, spec->code, &dir, err, errlen) < 0) {
+		if (spec->code &&
+		    fl_blob_unpack(ctl->data_dir, spec->code, &dir, err, errlen) < 0) {
 			fl_spec_free(spec);
 			return 400;
 		}
 		free(dir);
-		if (spec->image && fl_image_open(ctl->data_dir, spec->image, &img, err, errlen) < 0) {
+		if (spec->image &&
+		    fl_image_open(ctl->data_dir, spec->image, &img, err, errlen) < 0) {
 			fl_spec_free(spec);
 			return 400;
 		}

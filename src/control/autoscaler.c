@@ -92,8 +92,9 @@ uint32_t fl_autoscale(struct fl_as_state *st, const struct fl_as_input *in, char
 		st->hold_since_ms = in->now_ms;
 	}
 	if (st->desired != before && why)
-		snprintf(why, whylen, "scale %u -> %u: load %.1f (avg %.1f over 6s, target %.0f%s%s)",
-			 before, st->desired, in->load, stable, target,
+		snprintf(why, whylen,
+			 "scale %u -> %u: load %.1f (avg %.1f over 6s, target %.0f%s%s)", before,
+			 st->desired, in->load, stable, target,
 			 in->now_ms < st->panic_until_ms ? ", panic" : "",
 			 in->overloaded ? ", overloaded" : "");
 	return st->desired;

@@ -23,9 +23,9 @@ struct fl_as_state {
 struct fl_as_input {
 	uint32_t min, max, target, concurrency;
 	uint64_t idle_timeout_ms;
-	double load;	   /* in flight + held, now */
-	uint64_t requests; /* finished-request counter (to see activity between ticks) */
-	uint32_t ready;	   /* instances ready (not draining) */
+	double load;	     /* in flight + held, now */
+	uint64_t requests;   /* finished-request counter (to see activity between ticks) */
+	uint32_t ready;	     /* instances ready (not draining) */
 	uint32_t overloaded; /* of those, how many said they are overloaded just now */
 	uint64_t now_ms;
 };

@@ -41,7 +41,9 @@ typedef struct ctl_inst {
 	uint64_t probe_delay_ms;
 	fl_inst *pub; /* what the gateway sees, while ready */
 	int stale;
-	int reserved;        /* kept warm, the gateway's last choice (scale.reserved) */    /* runs an older version of the function */
+	int reserved;
+	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
+								       the function */
 } ctl_inst;
 
 struct ctl_event {
@@ -54,8 +56,8 @@ struct ctl_fn {
 	char *name;
 	uint64_t version;
 	fl_spec *spec;
-	char *spec_json; /* normalized */
-	char *codedir;	 /* unpacked code, or NULL */
+	char *spec_json;	/* normalized */
+	char *codedir;		/* unpacked code, or NULL */
 	struct fl_image *image; /* spec->image resolved and unpacked (control/image.h), or NULL */
 	uint64_t created_ms, updated_ms;
 	fl_fnstats *stats;

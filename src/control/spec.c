@@ -468,7 +468,8 @@ static int parse_health(struct ctx *c, const json_t *j, fl_spec *s)
 			return reject(c, "health.grpc: must be true or false");
 		if (json_is_true(path)) {
 			if (s->health_type == FL_HEALTH_HTTP || json_is_true(tcp))
-				return reject(c, "health: choose one of \"tcp\", \"path\" and \"grpc\"");
+				return reject(
+				    c, "health: choose one of \"tcp\", \"path\" and \"grpc\"");
 			s->health_type = FL_HEALTH_GRPC;
 		}
 	}
@@ -745,11 +746,13 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	if ((rc = parse_services(&c, j, "grpc", s)) < 0)
 		goto fail;
 	if (s->nservices && strcmp(s->protocol, "grpc") != 0) {
-		rc = reject(&c, "grpc.services: only a function with protocol \"grpc\" serves gRPC");
+		rc =
+		    reject(&c, "grpc.services: only a function with protocol \"grpc\" serves gRPC");
 		goto fail;
 	}
 	if (member(j, "thrift") && strcmp(s->protocol, "thrift") != 0) {
-		rc = reject(&c, "thrift: only a function with protocol \"thrift\" takes Thrift settings");
+		rc = reject(
+		    &c, "thrift: only a function with protocol \"thrift\" takes Thrift settings");
 		goto fail;
 	}
 	if ((rc = parse_services(&c, j, "thrift", s)) < 0)
@@ -774,8 +777,9 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	    (rc = parse_triggers(&c, j, s)) < 0)
 		goto fail;
 	if (s->health_type == FL_HEALTH_GRPC && strcmp(s->protocol, "grpc") != 0) {
-		rc = reject(&c, "health.grpc: only a function with protocol \"grpc\" has a gRPC health "
-				"service");
+		rc = reject(&c,
+			    "health.grpc: only a function with protocol \"grpc\" has a gRPC health "
+			    "service");
 		goto fail;
 	}
 	v = member(j, "sandbox");
@@ -793,8 +797,9 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 		goto fail;
 	/* Only a sandbox can put a function into a tree of its own. */
 	if ((s->rootfs || s->image) && !s->sandbox) {
-		rc = reject(&c, "%s: needs \"sandbox\": true (the function runs inside the tree "
-				"through the sandbox's own mount namespace)",
+		rc = reject(&c,
+			    "%s: needs \"sandbox\": true (the function runs inside the tree "
+			    "through the sandbox's own mount namespace)",
 			    s->rootfs ? "rootfs" : "image");
 		goto fail;
 	}
@@ -863,10 +868,10 @@ json_t *fl_spec_to_json(const fl_spec *s)
 		json_object_set_new(j, strcmp(s->protocol, "thrift") == 0 ? "thrift" : "grpc", o);
 	}
 	json_object_set_new(j, "scale",
-			    json_pack("{s:I, s:I, s:I, s:I, s:o, s:I}", "min", (json_int_t)s->min, "max",
-				      (json_int_t)s->max, "concurrency", (json_int_t)s->concurrency,
-				      "target", (json_int_t)s->target, "idle_timeout",
-				      duration(s->idle_timeout_ms), "reserved",
+			    json_pack("{s:I, s:I, s:I, s:I, s:o, s:I}", "min", (json_int_t)s->min,
+				      "max", (json_int_t)s->max, "concurrency",
+				      (json_int_t)s->concurrency, "target", (json_int_t)s->target,
+				      "idle_timeout", duration(s->idle_timeout_ms), "reserved",
 				      (json_int_t)s->reserved));
 	limits = json_pack("{s:o, s:I}", "timeout", duration(s->timeout_ms), "max_body",
 			   (json_int_t)s->max_body);

@@ -19,20 +19,20 @@ typedef struct fl_spec {
 	char **argv; /* NULL-terminated; a string command becomes {"/bin/sh","-c",s}; NULL (argc 0)
 			only with image: the image's Entrypoint and Cmd run */
 	int argc;
-	char *protocol; /* "http" (later: "grpc", "http2", "thrift", "tcp") */
+	char *protocol;	 /* "http" (later: "grpc", "http2", "thrift", "tcp") */
 	char **services; /* grpc: NULL-terminated service names ("pkg.Service"), or NULL */
 	int nservices;
 	uint32_t thrift_port; /* thrift: a dedicated port for clients that send no header, or 0 */
-	char **env;	/* NULL-terminated "K=V" strings, in spec order */
+	char **env;	      /* NULL-terminated "K=V" strings, in spec order */
 	int nenv;
 	char *workdir; /* absolute directory to run in when no code is attached; may be NULL */
 	char *code;    /* "sha256:<64 hex>" of an uploaded tar.gz, or NULL */
 	char *build;   /* shell command run once per code digest before the first start, or NULL */
 	uint32_t min, max; /* instances; 0 <= min <= max, 1 <= max <= 10000 (defaults 0, 10) */
 	uint32_t
-	    concurrency; /* hard cap of in-flight requests per instance, 0 = none (default 0) */
-	uint32_t target; /* in-flight per instance the autoscaler aims for (default:
-			    concurrency if set, else 100) */
+	    concurrency;   /* hard cap of in-flight requests per instance, 0 = none (default 0) */
+	uint32_t target;   /* in-flight per instance the autoscaler aims for (default:
+			      concurrency if set, else 100) */
 	uint32_t reserved; /* instances always kept warm, used only when no elastic one has
 			      room; on top of min..max (default 0) */
 	uint64_t idle_timeout_ms; /* default 60 s, at least 1 s */

@@ -294,8 +294,8 @@ static void traffic_put(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_res
 		}
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 1000000) {
-			fl_httpd_respond_error(resp, 400, "weights.%s: must be a whole number from 0",
-					       k);
+			fl_httpd_respond_error(resp, 400,
+					       "weights.%s: must be a whole number from 0", k);
 			json_decref(j);
 			return;
 		}
@@ -336,9 +336,9 @@ static void rollback(fl_ctl *ctl, ctl_fn *fn, fl_httpd_req *req, fl_httpd_resp *
 	}
 	json_decref(j);
 	if (f.version == 0 || f.version == fn->version) {
-		fl_httpd_respond_error(resp, 400,
-				       "%s is at version %llu: name an older version to roll back to",
-				       fn->name, (unsigned long long)fn->version);
+		fl_httpd_respond_error(
+		    resp, 400, "%s is at version %llu: name an older version to roll back to",
+		    fn->name, (unsigned long long)fn->version);
 		return;
 	}
 	fl_registry_versions(ctl->reg, fn->name, find_cb, &f);

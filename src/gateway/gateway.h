@@ -10,25 +10,25 @@
  * flint (the async queue): the request, read completely (body bounded by the
  * function's limits.max_body, or 1 MiB for queries), and the way back. */
 enum fl_offload_kind {
-	FL_OFFLOAD_ASYNC, /* POST|any /async-function/NAME[/rest]: enqueue, answer 202 */
-	FL_OFFLOAD_QUERY, /* GET /requests/ID[/result]: read the async queue */
+	FL_OFFLOAD_ASYNC,  /* POST|any /async-function/NAME[/rest]: enqueue, answer 202 */
+	FL_OFFLOAD_QUERY,  /* GET /requests/ID[/result]: read the async queue */
 	FL_OFFLOAD_SYSTEM, /* /system/...: the OpenFaaS-compatible API (control thread) */
 };
 
 struct fl_offload_req {
 	enum fl_offload_kind kind;
-	const char *fn;          /* ASYNC: function name (NUL-terminated) */
-	const char *method;      /* "POST", ... */
-	const char *target;      /* ASYNC: path and query as the instance must see them
-				    ("/rest?q"); QUERY: the request's path and query */
-	const char *headers;     /* request header lines "Name: value\r\n" as received,
-				    without hop-by-hop fields; includes X-Callback-Url */
+	const char *fn;	     /* ASYNC: function name (NUL-terminated) */
+	const char *method;  /* "POST", ... */
+	const char *target;  /* ASYNC: path and query as the instance must see them
+				("/rest?q"); QUERY: the request's path and query */
+	const char *headers; /* request header lines "Name: value\r\n" as received,
+				without hop-by-hop fields; includes X-Callback-Url */
 	size_t headers_len;
 	const char *body;
 	size_t body_len;
-	const char *request_id;  /* X-Flint-Request-Id chosen (or accepted) by the gateway */
-	void *cookie;            /* give it back to fl_gateway_offload_done */
-	int thread;              /* the gateway thread that asked */
+	const char *request_id; /* X-Flint-Request-Id chosen (or accepted) by the gateway */
+	void *cookie;		/* give it back to fl_gateway_offload_done */
+	int thread;		/* the gateway thread that asked */
 };
 
 struct fl_gw_opts {

@@ -14,9 +14,15 @@
 #define GW_READ_BUF    (64 * 1024)
 #define GW_WQ_HIGH     (256 * 1024) /* stop reading the other side above this */
 #define GW_MAX_HEADERS 100
-#define GW_H2_WINDOW (256 * 1024) /* per-stream receive window */
+#define GW_H2_WINDOW   (256 * 1024) /* per-stream receive window */
 
-enum { GW_WAKE_SNAP = 1, GW_WAKE_KICK = 2, GW_WAKE_DRAIN = 4, GW_WAKE_STOP = 8, GW_WAKE_OFFLOAD = 16 };
+enum {
+	GW_WAKE_SNAP = 1,
+	GW_WAKE_KICK = 2,
+	GW_WAKE_DRAIN = 4,
+	GW_WAKE_STOP = 8,
+	GW_WAKE_OFFLOAD = 16
+};
 
 /* An answer to an offloaded request, on its way to the gateway thread. */
 struct gw_offload_done {
@@ -49,7 +55,7 @@ typedef struct fl_gw {
 	fl_list waiters; /* gw_conn.wait_link, in arrival order */
 	fl_list conns;	 /* every client connection */
 	fl_list ups;	 /* every upstream connection */
-	fl_list h2ups;   /* every HTTP/2 upstream connection */
+	fl_list h2ups;	 /* every HTTP/2 upstream connection */
 	fl_list h2dirty; /* HTTP/2 sessions with frames to send (see fl_h2_flush_all) */
 	struct gw_dedicated *dedicated; /* listeners of functions' dedicated ports */
 	int draining;

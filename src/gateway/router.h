@@ -11,7 +11,7 @@ enum fl_route_kind {
 	FL_ROUTE_METRICS,  /* GET /metrics */
 	FL_ROUTE_HEALTH,   /* GET /healthz */
 	FL_ROUTE_NOTFOUND, /* nothing matched */
-	FL_ROUTE_ASYNC,    /* /async-function/NAME[/rest]: like FUNCTION, queued */
+	FL_ROUTE_ASYNC,	   /* /async-function/NAME[/rest]: like FUNCTION, queued */
 	FL_ROUTE_REQUESTS, /* /requests[/...]: the async queue's requests */
 	FL_ROUTE_SYSTEM,   /* /system[/...]: the OpenFaaS-compatible API */
 	FL_ROUTE_BADNAME,  /* /function/ with an empty or invalid name */
@@ -30,7 +30,8 @@ struct fl_route {
 };
 
 /* Routes a request: `/function/NAME[/rest]`, `/async-function/NAME[/rest]`
- * and `/requests...` first, then Host, then the gateway's own paths. url is the request-target as received (origin-form
+ * and `/requests...` first, then Host, then the gateway's own paths. url is the request-target as
+ * received (origin-form
  * "/p?q", or absolute-form "http://h/p?q"); host is the Host header value
  * (may be NULL); domain is the routing domain for Host `NAME.<domain>` (NULL or
  * "" turns Host routing off). Always fills *out; returns out->kind. */

@@ -158,7 +158,8 @@ fl_route_fn *fl_snapshot_pick_version(const fl_snapshot *s, fl_route_fn *fn, con
 	rnd %= fn->split_total;
 	for (k = 0; k < fn->nsplit; k++)
 		if (rnd < fn->split[k].weight)
-			return fl_snapshot_find(s, fn->split[k].target, strlen(fn->split[k].target));
+			return fl_snapshot_find(s, fn->split[k].target,
+						strlen(fn->split[k].target));
 	return fn;
 }
 

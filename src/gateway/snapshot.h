@@ -72,11 +72,11 @@ typedef struct fl_fnstats {
 	fl_hist latency;		  /* request duration, head to response end */
 	atomic_uint_fast64_t cold_starts; /* instances started (control) */
 	fl_hist cold;			  /* instance spawn -> ready (control) */
-	atomic_uint_fast64_t grpc[17];    /* gRPC answers by grpc-status */
-	fl_hist stream;                   /* HTTP/2 stream duration */
-	atomic_uint_fast64_t thrift[3];   /* Thrift calls: reply, exception, flint's error */
-	atomic_uint_fast64_t spills;      /* requests that went to a reserved instance */
-	atomic_uint_fast64_t overloads;   /* overload signals from instances */
+	atomic_uint_fast64_t grpc[17];	  /* gRPC answers by grpc-status */
+	fl_hist stream;			  /* HTTP/2 stream duration */
+	atomic_uint_fast64_t thrift[3];	  /* Thrift calls: reply, exception, flint's error */
+	atomic_uint_fast64_t spills;	  /* requests that went to a reserved instance */
+	atomic_uint_fast64_t overloads;	  /* overload signals from instances */
 	atomic_uint_fast64_t held;	  /* requests that waited for room */
 } fl_fnstats;
 
@@ -94,12 +94,12 @@ typedef struct fl_inst {
 	struct sockaddr_in addr; /* 127.0.0.1:port */
 	atomic_int inflight;
 	atomic_int gone;
-	atomic_int failed;	      /* a gateway saw it refuse or reset: control checks */
-	int reserved;		      /* a reserved instance: the last choice */
+	atomic_int failed; /* a gateway saw it refuse or reset: control checks */
+	int reserved;	   /* a reserved instance: the last choice */
 	atomic_uint_fast64_t overloaded_until_ms; /* it said it was overloaded: steer away */
-	fl_list idle[FL_MAX_THREADS]; /* per gateway thread: idle upstream connections;
-					 each thread touches only its own slot */
-	fl_list h2[FL_MAX_THREADS];   /* per gateway thread: HTTP/2 connections to it */
+	fl_list idle[FL_MAX_THREADS];		  /* per gateway thread: idle upstream connections;
+						     each thread touches only its own slot */
+	fl_list h2[FL_MAX_THREADS];		  /* per gateway thread: HTTP/2 connections to it */
 } fl_inst;
 
 fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency);
@@ -114,9 +114,9 @@ enum fl_fn_state {
 
 /* What an instance speaks. */
 enum fl_proto {
-	FL_PROTO_HTTP,  /* HTTP/1.1 */
-	FL_PROTO_HTTP2, /* HTTP/2 without TLS (h2c, prior knowledge) */
-	FL_PROTO_GRPC,  /* gRPC: HTTP/2 with services routed by :path */
+	FL_PROTO_HTTP,	 /* HTTP/1.1 */
+	FL_PROTO_HTTP2,	 /* HTTP/2 without TLS (h2c, prior knowledge) */
+	FL_PROTO_GRPC,	 /* gRPC: HTTP/2 with services routed by :path */
 	FL_PROTO_THRIFT, /* Thrift: framed/THeader/TTHeader calls routed by service */
 };
 
@@ -124,8 +124,8 @@ enum fl_proto {
 typedef struct fl_route_fn {
 	char *name;
 	enum fl_proto proto;
-	char **services;          /* gRPC or Thrift services it declares, owned */
-	int thrift_port;          /* Thrift: its dedicated port, 0 = none */
+	char **services; /* gRPC or Thrift services it declares, owned */
+	int thrift_port; /* Thrift: its dedicated port, 0 = none */
 	/* Traffic split between versions (flint traffic): each entry names the
 	 * function that serves that version -- NAME itself for the current one,
 	 * "NAME@vN" for an older one run beside it. nsplit == 0: no split. */
@@ -134,7 +134,7 @@ typedef struct fl_route_fn {
 		char *target;
 		uint64_t version;
 		uint32_t weight; /* cumulative, out of split_total */
-	} *split;
+	} * split;
 	uint32_t split_total;
 	int nservices;
 	uint64_t version;
@@ -149,7 +149,7 @@ typedef struct fl_route_fn {
 	int ninst;
 	fl_inst **inst;			     /* ready instances, not gone */
 	int n_starting, n_ready, n_draining; /* for metrics */
-	int n_reserved; /* of the ready ones, reserved */
+	int n_reserved;			     /* of the ready ones, reserved */
 } fl_route_fn;
 
 struct fl_svc {
@@ -161,9 +161,9 @@ typedef struct fl_snapshot {
 	atomic_int refs;
 	uint64_t gen;
 	int nfn;
-	fl_route_fn **fns;    /* sorted by name */
+	fl_route_fn **fns; /* sorted by name */
 	int nsvc;
-	struct fl_svc *svcs;  /* gRPC services, sorted by name (built by seal) */
+	struct fl_svc *svcs; /* gRPC services, sorted by name (built by seal) */
 } fl_snapshot;
 
 /* Builder API (control thread). fl_snapshot_new returns an empty snapshot with

@@ -130,8 +130,9 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_queue_depth{function=\"%s\"} %ld\n", s->fns[i]->name,
 			      atomic_load(&s->fns[i]->stats->queued));
-	fl_buf_puts(o, "# HELP flint_reserved_instances Ready instances kept in reserve (scale.reserved).\n"
-		       "# TYPE flint_reserved_instances gauge\n");
+	fl_buf_puts(
+	    o, "# HELP flint_reserved_instances Ready instances kept in reserve (scale.reserved).\n"
+	       "# TYPE flint_reserved_instances gauge\n");
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_reserved_instances{function=\"%s\"} %d\n", s->fns[i]->name,
 			      s->fns[i]->n_reserved);
@@ -147,7 +148,8 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 		       "# TYPE flint_overload_signals_total counter\n");
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_overload_signals_total{function=\"%s\"} %llu\n",
-			      s->fns[i]->name, (unsigned long long)ld(&s->fns[i]->stats->overloads));
+			      s->fns[i]->name,
+			      (unsigned long long)ld(&s->fns[i]->stats->overloads));
 	fl_buf_puts(o, "# HELP flint_inflight Requests at instances now.\n"
 		       "# TYPE flint_inflight gauge\n");
 	for (i = 0; s && i < s->nfn; i++)

@@ -13,12 +13,12 @@
 
 enum fl_tw_framing {
 	FL_TW_UNKNOWN = 0,
-	FL_TW_UNFRAMED_BINARY,  /* 80 01 ...: buffered transport, strict binary */
+	FL_TW_UNFRAMED_BINARY,	/* 80 01 ...: buffered transport, strict binary */
 	FL_TW_UNFRAMED_COMPACT, /* 82 ...: buffered transport, compact */
-	FL_TW_FRAMED_BINARY,    /* u32 length, then 80 01 */
-	FL_TW_FRAMED_COMPACT,   /* u32 length, then 82 */
-	FL_TW_THEADER,          /* u32 length, then 0F FF (Apache THeader) */
-	FL_TW_TTHEADER,         /* u32 length, then 10 00 (Kitex TTHeader) */
+	FL_TW_FRAMED_BINARY,	/* u32 length, then 80 01 */
+	FL_TW_FRAMED_COMPACT,	/* u32 length, then 82 */
+	FL_TW_THEADER,		/* u32 length, then 0F FF (Apache THeader) */
+	FL_TW_TTHEADER,		/* u32 length, then 10 00 (Kitex TTHeader) */
 };
 
 enum fl_tw_proto { FL_TW_BINARY = 0, FL_TW_COMPACT = 2, FL_TW_PROTOBUF = 3 };
@@ -26,21 +26,21 @@ enum fl_tw_proto { FL_TW_BINARY = 0, FL_TW_COMPACT = 2, FL_TW_PROTOBUF = 3 };
 /* What flint reads from one framed message. Strings point into the frame. */
 struct fl_tw_msg {
 	enum fl_tw_framing framing;
-	enum fl_tw_proto proto;      /* of the payload */
-	uint16_t hflags;             /* THeader/TTHeader FLAGS */
-	uint32_t hseqid;             /* THeader/TTHeader SEQID */
-	int payload_framed;          /* TTHeader: the payload has its own u32 length */
-	const char *method;          /* message name as sent ("Service:method" when multiplexed) */
+	enum fl_tw_proto proto; /* of the payload */
+	uint16_t hflags;	/* THeader/TTHeader FLAGS */
+	uint32_t hseqid;	/* THeader/TTHeader SEQID */
+	int payload_framed;	/* TTHeader: the payload has its own u32 length */
+	const char *method;	/* message name as sent ("Service:method" when multiplexed) */
 	size_t method_len;
-	int32_t seqid;               /* message seqid */
-	int type;                    /* 1 call, 2 reply, 3 exception, 4 oneway */
-	const char *to_service;      /* TTHeader int key 6 */
+	int32_t seqid;		/* message seqid */
+	int type;		/* 1 call, 2 reply, 3 exception, 4 oneway */
+	const char *to_service; /* TTHeader int key 6 */
 	size_t to_service_len;
-	const char *to_method;       /* TTHeader int key 9 */
+	const char *to_method; /* TTHeader int key 9 */
 	size_t to_method_len;
-	const char *isn;             /* string key "isn" (IDL service name) */
+	const char *isn; /* string key "isn" (IDL service name) */
 	size_t isn_len;
-	uint32_t timeout_ms;         /* TTHeader int key 12 (RPCTimeout), 0 = none */
+	uint32_t timeout_ms; /* TTHeader int key 12 (RPCTimeout), 0 = none */
 };
 
 /* Looks at the first bytes of a connection. Returns the framing, FL_TW_UNKNOWN

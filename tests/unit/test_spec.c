@@ -666,13 +666,11 @@ static void test_async_and_triggers(void **state)
 	assert_int_equal(s->async_timeout_ms, 7200000);
 	assert_int_equal(s->async_max_age_ms, 3600000);
 	assert_int_equal(s->async_concurrency, 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(s->triggers, 0),
-							      "missed")),
-			    "skip");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(s->triggers, 0), "missed")), "skip");
 	j = fl_spec_to_json(s);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "async"),
-							      "timeout")),
-			    "2h");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(j, "async"), "timeout")), "2h");
 	assert_true(json_equal(json_object_get(j, "triggers"), s->triggers));
 	json_decref(j);
 	fl_spec_free(s);
@@ -681,7 +679,8 @@ static void test_async_and_triggers(void **state)
 		if (parse_text(bad[i].json, &s, err, sizeof(err)) != -EINVAL)
 			fail_msg("%s: expected -EINVAL", bad[i].json);
 		if (strcmp(err, bad[i].error) != 0)
-			fail_msg("%s:\n  got      %s\n  expected %s", bad[i].json, err, bad[i].error);
+			fail_msg("%s:\n  got      %s\n  expected %s", bad[i].json, err,
+				 bad[i].error);
 	}
 }
 
