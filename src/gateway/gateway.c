@@ -310,6 +310,7 @@ static void thread_main(void *arg)
 	uv_run(&gw->loop, UV_RUN_DEFAULT);
 	/* Let close callbacks of handles closed in the last iteration run. */
 	uv_run(&gw->loop, UV_RUN_NOWAIT);
+	fl_http1_thread_end();
 }
 
 static void wake_all(int bits)

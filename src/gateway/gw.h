@@ -126,6 +126,9 @@ gw_conn *fl_http1_from_link(fl_list *l);
 /* An answer to an offloaded request (on the connection's thread). */
 void fl_http1_offload_answer(void *cookie, int status, const char *ctype, const char *body,
 			     size_t len, const char *headers);
+/* Frees what the calling gateway thread keeps for reuse (its free list of
+ * exchanges); called when the thread's loop has ended. */
+void fl_http1_thread_end(void);
 /* Closes a client connection now (used by the HTTP/2 codec that took it over). */
 void fl_http1_close(gw_conn *c);
 

@@ -30,6 +30,39 @@ fl_fnstats *fl_fnstats_new(void)
 	return s;
 }
 
+void fl_fnstats_method(fl_fnstats *s, const char *method, size_t len, int code)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+	int k;
+
+	if (code < 0 || code > 16 || len == 0)
+		return;
+	if (len > 200)
+		len = 200;
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)method[i]) * 16777619u;
+	for (k = 0; k < FL_METHOD_SLOTS; k++) {
+		struct fl_method_stat *m = &s->methods[(h + (uint32_t)k) % FL_METHOD_SLOTS];
+		char *n = atomic_load_explicit(&m->name, memory_order_acquire);
+		if (n == NULL) {
+			char *mine = strndup(method, len);
+			if (mine == NULL)
+				break;
+			if (atomic_compare_exchange_strong(&m->name, &n, mine)) {
+				n = mine;
+			} else {
+				free(mine); /* another thread claimed it; n is its name */
+			}
+		}
+		if (strncmp(n, method, len) == 0 && n[len] == '\0') {
+			atomic_fetch_add_explicit(&m->count[code], 1, memory_order_relaxed);
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&s->methods_other, 1, memory_order_relaxed);
+}
+
 void fl_fnstats_ref(fl_fnstats *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -37,8 +70,13 @@ void fl_fnstats_ref(fl_fnstats *s)
 
 void fl_fnstats_unref(fl_fnstats *s)
 {
-	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+	int k;
+
+	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		for (k = 0; k < FL_METHOD_SLOTS; k++)
+			free(atomic_load(&s->methods[k].name));
 		free(s);
+	}
 }
 
 fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency)

@@ -62,6 +62,14 @@ static inline void fl_list_remove(fl_list *e)
 /* Per-function counters, alive as long as the function exists (and any
  * snapshot still points at it). Gateway threads update them; readers tolerate
  * counters that are a moment apart. */
+/* Per-method counters of one function (gRPC methods, Thrift method names):
+ * a small open-addressed table whose slots are claimed once, lock-free. */
+#define FL_METHOD_SLOTS 32
+struct fl_method_stat {
+	_Atomic(char *) name;		/* claimed once (compare-and-swap), freed with the stats */
+	atomic_uint_fast64_t count[17]; /* by gRPC status, or Thrift outcome 0..2 */
+};
+
 typedef struct fl_fnstats {
 	atomic_int refs;
 	atomic_long queued;		  /* requests held waiting for room now */
@@ -75,12 +83,16 @@ typedef struct fl_fnstats {
 	atomic_uint_fast64_t grpc[17];	  /* gRPC answers by grpc-status */
 	fl_hist stream;			  /* HTTP/2 stream duration */
 	atomic_uint_fast64_t thrift[3];	  /* Thrift calls: reply, exception, flint's error */
-	atomic_uint_fast64_t spills;	  /* requests that went to a reserved instance */
-	atomic_uint_fast64_t overloads;	  /* overload signals from instances */
-	atomic_uint_fast64_t held;	  /* requests that waited for room */
+	struct fl_method_stat methods[FL_METHOD_SLOTS];
+	atomic_uint_fast64_t methods_other; /* calls of methods past the table's size */
+	atomic_uint_fast64_t spills;	    /* requests that went to a reserved instance */
+	atomic_uint_fast64_t overloads;	    /* overload signals from instances */
+	atomic_uint_fast64_t held;	    /* requests that waited for room */
 } fl_fnstats;
 
 fl_fnstats *fl_fnstats_new(void);
+/* Counts one call of method (counted string) with outcome code (0..16). */
+void fl_fnstats_method(fl_fnstats *s, const char *method, size_t len, int code);
 void fl_fnstats_ref(fl_fnstats *s);
 void fl_fnstats_unref(fl_fnstats *s);
 

@@ -37,6 +37,46 @@ void fl_metrics_set_extra(void (*cb)(void *ctx, void *out), void *ctx)
 	extra_ctx = ctx;
 }
 
+/* A label value: backslash, quote and newline escaped (method names come
+ * from clients). */
+static void label(fl_buf *o, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fl_buf_append(o, "\\", 1);
+		if (*v == '\n')
+			fl_buf_puts(o, "\\n");
+		else
+			fl_buf_append(o, v, 1);
+	}
+}
+
+static void methods(fl_buf *o, const fl_route_fn *fn)
+{
+	static const char *const outcome[3] = {"reply", "exception", "error"};
+	int k, code, thrift = fn->proto == FL_PROTO_THRIFT;
+
+	for (k = 0; k < FL_METHOD_SLOTS; k++) {
+		const char *name = atomic_load(&fn->stats->methods[k].name);
+		if (name == NULL)
+			continue;
+		for (code = 0; code < (thrift ? 3 : 17); code++) {
+			uint64_t n = ld(&fn->stats->methods[k].count[code]);
+			if (n == 0)
+				continue;
+			fl_buf_printf(o, "flint_method_calls_total{function=\"%s\",method=\"",
+				      fn->name);
+			label(o, name);
+			if (thrift)
+				fl_buf_printf(o, "\",outcome=\"%s\"} %llu\n", outcome[code],
+					      (unsigned long long)n);
+			else
+				fl_buf_printf(o, "\",grpc_status=\"%d\"} %llu\n", code,
+					      (unsigned long long)n);
+		}
+	}
+}
+
 int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 {
 	int i, code;
@@ -90,6 +130,11 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 					      fn->name, outcome[code], (unsigned long long)n);
 		}
 	}
+	fl_buf_puts(o, "# HELP flint_method_calls_total RPC calls by function, method and result: "
+		       "grpc_status for gRPC, outcome for Thrift.\n"
+		       "# TYPE flint_method_calls_total counter\n");
+	for (i = 0; s && i < s->nfn; i++)
+		methods(o, s->fns[i]);
 	fl_buf_puts(o, "# HELP flint_stream_duration_seconds Time from an HTTP/2 stream's request "
 		       "head to its end.\n"
 		       "# TYPE flint_stream_duration_seconds histogram\n");

@@ -83,6 +83,19 @@ static void exch_put(exch *x)
 	fl_list_insert_tail(free_exch, &x->free_link);
 }
 
+void fl_http1_thread_end(void)
+{
+	while (free_exch && !fl_list_empty(free_exch)) {
+		exch *x = fl_container_of(free_exch->next, exch, free_link);
+		fl_list_remove(&x->free_link);
+		fl_buf_free(&x->in);
+		fl_buf_free(&x->out);
+		fl_buf_free(&x->rin);
+		fl_buf_free(&x->rout);
+		free(x);
+	}
+}
+
 static void classify(exch *x)
 {
 	int i;

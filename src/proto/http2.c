@@ -167,8 +167,12 @@ static void st_account(h2s *st)
 	atomic_fetch_add_explicit(&s->status[code / 100], 1, memory_order_relaxed);
 	if (code)
 		atomic_fetch_add_explicit(&s->codes[code], 1, memory_order_relaxed);
-	if (st->grpc && st->grpc_status >= 0 && st->grpc_status <= 16)
+	if (st->grpc && st->grpc_status >= 0 && st->grpc_status <= 16) {
 		atomic_fetch_add_explicit(&s->grpc[st->grpc_status], 1, memory_order_relaxed);
+		if (st->i_path >= 0 && st->hd[st->i_path].vl > 1) /* "/pkg.Service/Method" */
+			fl_fnstats_method(s, fl_h2__hs(&st->hb, st->hd[st->i_path].vo) + 1,
+					  st->hd[st->i_path].vl - 1, st->grpc_status);
+	}
 	fl_hist_observe(&s->latency, us);
 	fl_hist_observe(&s->stream, us);
 }

@@ -107,6 +107,7 @@ static void call_account(tcall *k, int outcome)
 	us = (fl_now_ns() - k->t_start) / 1000;
 	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->thrift[outcome], 1, memory_order_relaxed);
+	fl_fnstats_method(s, k->method, strlen(k->method), outcome);
 	fl_hist_observe(&s->latency, us);
 }
 

@@ -319,6 +319,11 @@ def test_grpc_metrics(greeter):
     inf = ("flint_stream_duration_seconds_bucket",
            frozenset({("function", "grpc-greeter"), ("le", "+Inf")}))
     assert m[inf] == m[key]
+    # And by method.
+    meth = lambda mm, st: sample(mm, "flint_method_calls_total", function="grpc-greeter",
+                                 method="helloworld.Greeter/SayHello", grpc_status=st)
+    assert meth(m, "0") - meth(m0, "0") == 5
+    assert meth(m, "3") - meth(m0, "3") == 2
 
 
 # ---- plain HTTP/2 to HTTP/1.1 functions ------------------------------------------------------
