@@ -334,7 +334,8 @@ static void start_failed(fl_ctl *ctl, ctl_inst *in, const char *why)
 
 static void inst_signal(fl_ctl *ctl, ctl_inst *in, int sig)
 {
-	if (!in->exited && in->pid > 0)
+	/* After shutdown the spawner is gone (and has killed everything). */
+	if (!in->exited && in->pid > 0 && ctl->sp)
 		fl_spawner_signal(ctl->sp, in->id, sig);
 }
 
@@ -920,6 +921,11 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 	uint64_t now_ms = fl_now_ms();
 	uint32_t want;
 	char why[200] = "";
+
+	/* Shutting down: a timer that fires in the last loop iteration must not
+	 * start anything (the spawner may already be gone). */
+	if (ctl->stopping)
+		return;
 
 	/* Draining instances whose requests are done are stopped. */
 	for (l = fn->insts.next; l != &fn->insts; l = next) {
