@@ -70,6 +70,8 @@ struct fl_trigger_redis {
 	char last_error[256]; /* logged once until it changes */
 
 	atomic_uint_fast64_t received, acked, dead_lettered, reclaimed, outstanding;
+	atomic_int_fast64_t lag; /* entries of the stream the group has not read; -1 unknown */
+	uint64_t last_lag_ms;
 };
 
 static void set_state(fl_trigger_redis *r, const char *fmt, ...)
@@ -542,6 +544,37 @@ static void reclaim(fl_trigger_redis *r)
 	freeReplyObject(rep);
 }
 
+/* How far the group is behind the stream: XINFO GROUPS' "lag" (Redis 7). */
+static void read_lag(fl_trigger_redis *r)
+{
+	redisReply *rep = cmd(r, "XINFO GROUPS %s", r->stream);
+	size_t i, k;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(rep);
+		return;
+	}
+	for (i = 0; i < rep->elements; i++) {
+		redisReply *g = rep->element[i];
+		const char *name = NULL;
+		long long lag = -1;
+		if (g->type != REDIS_REPLY_ARRAY)
+			continue;
+		for (k = 0; k + 1 < g->elements; k += 2) {
+			redisReply *key = g->element[k], *val = g->element[k + 1];
+			if (key->type != REDIS_REPLY_STRING && key->type != REDIS_REPLY_STATUS)
+				continue;
+			if (strcmp(key->str, "name") == 0 && val->type == REDIS_REPLY_STRING)
+				name = val->str;
+			else if (strcmp(key->str, "lag") == 0 && val->type == REDIS_REPLY_INTEGER)
+				lag = val->integer;
+		}
+		if (name && strcmp(name, r->group) == 0)
+			atomic_store(&r->lag, lag);
+	}
+	freeReplyObject(rep);
+}
+
 static void step(fl_trigger_redis *r)
 {
 	uint64_t now = fl_now_ms(), every = r->claim_after_ms / 2;
@@ -556,6 +589,10 @@ static void step(fl_trigger_redis *r)
 	if (now - r->last_claim_ms >= every) {
 		r->last_claim_ms = now;
 		reclaim(r);
+	}
+	if (now - r->last_lag_ms >= 1000 && !r->broken) {
+		r->last_lag_ms = now;
+		read_lag(r);
 	}
 	free_slots = r->concurrency > r->nents ? r->concurrency - r->nents : 0;
 	if (r->history && free_slots && !r->broken) {
@@ -729,6 +766,7 @@ fl_trigger_redis *fl_trigger_redis_start(fl_async *a, const char *fn, json_t *sp
 	char host[64], key[600], hex[65];
 
 	r->a = a;
+	atomic_init(&r->lag, -1);
 	r->fn = fl_xstrdup(fn);
 	r->spec = json_incref(spec);
 	r->url = fl_xstrdup(json_string_value(json_object_get(spec, "url")));
@@ -844,7 +882,10 @@ void fl_trigger_redis_metrics_head(fl_buf *out)
 			 "# TYPE flint_trigger_redis_entries_total counter\n"
 			 "# HELP flint_trigger_redis_outstanding Entries handed to the async queue "
 			 "and not acknowledged yet.\n"
-			 "# TYPE flint_trigger_redis_outstanding gauge\n");
+			 "# TYPE flint_trigger_redis_outstanding gauge\n"
+			 "# HELP flint_trigger_redis_lag Stream entries the consumer group has not "
+			 "read yet (-1: unknown), refreshed every second.\n"
+			 "# TYPE flint_trigger_redis_lag gauge\n");
 }
 
 void fl_trigger_redis_metrics(fl_trigger_redis *r, fl_buf *out)
@@ -859,4 +900,6 @@ void fl_trigger_redis_metrics(fl_trigger_redis *r, fl_buf *out)
 			      r->fn, r->stream, names[i], (unsigned long long)atomic_load(vals[i]));
 	fl_buf_printf(out, "flint_trigger_redis_outstanding{function=\"%s\",stream=\"%s\"} %llu\n",
 		      r->fn, r->stream, (unsigned long long)atomic_load(&r->outstanding));
+	fl_buf_printf(out, "flint_trigger_redis_lag{function=\"%s\",stream=\"%s\"} %lld\n", r->fn,
+		      r->stream, (long long)atomic_load(&r->lag));
 }

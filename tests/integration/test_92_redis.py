@@ -98,6 +98,9 @@ def test_entry_delivered_and_acked(flint, redis):
     assert "flint-rs-ok" in info and eid in info
     req = flint.api("GET", "/v1/requests?fn=rs-ok").json()["requests"]
     assert [r["source"] for r in req] == ["redis:orders"] and req[0]["status"] == "succeeded"
+    # The group's lag behind the stream is exported (nothing left to read).
+    wait_for(lambda: 'flint_trigger_redis_lag{function="rs-ok",stream="orders"} 0'
+             in flint.gw("/metrics").text, 10, what="flint_trigger_redis_lag 0")
     text = flint.gw("/metrics").text
     assert ('flint_trigger_redis_entries_total{function="rs-ok",stream="orders",'
             'outcome="acked"} 1') in text
