@@ -69,15 +69,6 @@ struct sp_child {
 	pid_t pid;     /* also the process group id: every instance calls setsid() */
 	int status_fd; /* sandboxed: the init reports the command's wait status here; else -1 */
 	int cg;	       /* sandboxed with limits: its cgroups must be removed */
-	/* A start is pending until its exec-report pipe reaches EOF (STARTED) or carries a
-	 * struct fl_sandbox_err (FAILED). Meanwhile the spawner keeps serving other starts:
-	 * set-ups run in parallel instead of one after the other. */
-	int ep_fd;		 /* read end of the exec-report pipe while pending; else -1 */
-	int out_fd, err_fd;	 /* handed over with STARTED; -1 after */
-	size_t got;		 /* bytes of report received */
-	struct fl_sandbox_err e; /* the report */
-	char *argv0, *cwd;	 /* for the FAILED sentence; freed once reported */
-	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
 };
 
 /* A cgroup of an ended instance that still held dying processes. */
