@@ -648,8 +648,10 @@ void fl_http1__drive(gw_conn *c)
 			c->again = 1;
 	} while (c->again && !c->closing);
 	c->in_drive = 0;
-	if (!c->closing)
+	if (!c->closing) {
+		fl_http1__flush_qhead(c);
 		update_reading(c);
+	}
 }
 
 static void client_drain(uv_stream_t *s)

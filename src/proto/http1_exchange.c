@@ -357,13 +357,25 @@ static void up_on_ready(void *o)
 		uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
 		fl_gw__write((uv_stream_t *)&c->tcp, &cont, 1);
 	}
+	/* Inside drive (a pooled connection, ready at once), the driver flushes the
+	 * head when it is done: the body bytes it is about to feed go with it. */
+	if (c->in_drive)
+		return;
 	fl_http1__drive(c);
-	if (!c->closing && c->x == x && x->qhead_pending && x->up) {
-		uv_buf_t b = uv_buf_init(x->out.p, (unsigned)x->out.len);
-		x->qhead_pending = 0;
-		if (fl_gw__write(fl_up_stream(x->up), &b, 1) < 0)
-			fl_http1__fail_upstream(c, 502, "cannot write to the instance");
-	}
+	fl_http1__flush_qhead(c);
+}
+
+void fl_http1__flush_qhead(gw_conn *c)
+{
+	exch *x = c->x;
+	uv_buf_t b;
+
+	if (c->closing || x == NULL || !x->qhead_pending || x->up == NULL)
+		return;
+	b = uv_buf_init(x->out.p, (unsigned)x->out.len);
+	x->qhead_pending = 0;
+	if (fl_gw__write(fl_up_stream(x->up), &b, 1) < 0)
+		fl_http1__fail_upstream(c, 502, "cannot write to the instance");
 }
 
 static void retry_fresh(gw_conn *c);

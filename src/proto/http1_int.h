@@ -163,4 +163,8 @@ void fl_http1__start_offload(gw_conn *c);
  * back through fl_http1_offload_answer (state C_OFFLOAD). */
 void fl_http1__offload_now(gw_conn *c);
 
+/* Sends the instance's request head if it is still waiting to go out with body
+ * bytes (none came): at the end of the driver, or after the instance connected. */
+void fl_http1__flush_qhead(gw_conn *c);
+
 #endif
