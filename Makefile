@@ -7,7 +7,7 @@
 #   make bench      side-by-side benchmarks (see bench/)
 #   make fmt        clang-format every source file in place; make fmt-check for CI
 #   make fuzz       libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS; fuzz-smoke: 10 s each
-#   make SANITIZE=1 address+undefined sanitizers
+#   make SANITIZE=1 address+undefined sanitizers (bin/flint-san; `make SANITIZE=1 test` runs every test on it)
 
 CC      ?= cc
 LLHTTP_SRC ?= /usr/share/llhttp
@@ -19,10 +19,13 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parame
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 $(WARN) -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) -MMD -MP -pthread
 LDFLAGS += -pthread
+FLINT   := bin/flint
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
 B       := build-san
+# A sanitized daemon lives beside the normal one, so neither clobbers the other.
+FLINT   := bin/flint-san
 endif
 
 LIBS    := -lnghttp2 -luv -lsqlite3 -ljansson -lyaml -lcurl -lm -lseccomp -lhiredis -lnats -larchive
@@ -54,9 +57,9 @@ EXAMPLES := examples/hello-c/hello
 
 .PHONY: all deps run test unit integration bench fmt fmt-check clean examples fuzz fuzz-smoke fuzz-build
 
-all: bin/flint examples
+all: $(FLINT) examples
 
-bin/flint: $(ALL_OBJ)
+$(FLINT): $(ALL_OBJ)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -89,8 +92,12 @@ run: deps all
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; timeout 60 $$t; done
 
+# With SANITIZE=1 the suite drives bin/flint-san; any ASan/UBSan report or leak
+# makes the daemon exit non-zero, which the suite's teardown reports as a failure.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 integration: all
-	$(PY) -m pytest -q -x tests/integration $(PYTEST_ARGS)
+	FLINT_BIN=$(abspath $(FLINT)) $(if $(filter 1,$(SANITIZE)),$(SAN_ENV)) \
+		$(PY) -m pytest -q -x tests/integration $(PYTEST_ARGS)
 
 test: unit integration
 

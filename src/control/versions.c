@@ -34,7 +34,7 @@ static void traffic_path(fl_ctl *ctl, const char *name, char *out, size_t outlen
 static void save(fl_ctl *ctl, ctl_fn *fn)
 {
 	char path[4096], tmp[4200];
-	json_t *j = json_object();
+	json_t *j;
 	char *text;
 	int fd, i;
 
@@ -43,6 +43,7 @@ static void save(fl_ctl *ctl, ctl_fn *fn)
 		unlink(path);
 		return;
 	}
+	j = json_object();
 	snprintf(tmp, sizeof(tmp), "%s/traffic", ctl->data_dir);
 	fl_mkdirs(tmp, 0700);
 	for (i = 0; i < fn->nsplit; i++) {
