@@ -163,10 +163,11 @@ static void enqueued(void *ctx, int ok, const char *id)
 	char body[160], hdrs[160];
 
 	if (ok < 0) {
-		fl_gateway_offload_done(
-		    c->thread, c->cookie, 503, "application/json",
-		    "{\"error\":\"the async queue cannot store the request\",\"status\":503}", 67,
-		    NULL);
+		static const char msg[] =
+		    "{\"error\":\"the async queue cannot store the request (is the data "
+		    "directory's disk full? see the daemon log)\",\"status\":503}\n";
+		fl_gateway_offload_done(c->thread, c->cookie, 503, "application/json", msg,
+					sizeof(msg) - 1, NULL);
 	} else {
 		int n = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}\n", id);
 		snprintf(hdrs, sizeof(hdrs), "Location: /requests/%s\r\n", id);
