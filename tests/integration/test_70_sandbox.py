@@ -106,7 +106,23 @@ class H(BaseHTTPRequestHandler):
                 "bpf": try_call(sc, 321, 0, None, 0),
                 "keyctl": try_call(sc, 250, 0, 0, 0, 0, 0),
                 "setuid0": try_call(libc.setuid, 0),
+                # AF_INET, SOCK_RAW, IPPROTO_ICMP and AF_PACKET, SOCK_RAW
+                "raw_socket": try_call(libc.socket, 2, 3, 1),
+                "packet_socket": try_call(libc.socket, 17, 3, 0),
             })
+        elif u.path == "/fds":
+            # Open descriptors until the kernel refuses; the instance goes on serving.
+            fds = []
+            try:
+                while len(fds) < 200000:
+                    fds.append(os.open("/dev/null", os.O_RDONLY))
+                err = "none"
+            except OSError as e:
+                err = err_name(e.errno)
+            n = len(fds)
+            for fd in fds:
+                os.close(fd)
+            self.reply({"opened": n, "error": err})
         elif u.path == "/hog":
             chunks = []
             for _ in range(int(q.get("mb", "256"))):
@@ -245,8 +261,20 @@ def test_forbidden_system_calls(flint):
     deploy_probe(flint, "calls")
     r = get(flint, "calls", "/syscalls")
     for name in ("mount", "umount", "ptrace", "unshare", "unshare_ns", "finit_module", "bpf",
-                 "keyctl", "setuid0"):
+                 "keyctl", "setuid0", "raw_socket", "packet_socket"):
         assert r[name] == "EPERM", (name, r)
+
+
+def test_descriptor_exhaustion_is_contained(flint):
+    deploy_probe(flint, "fdhog")
+    deploy_probe(flint, "fdother")
+    r = get(flint, "fdhog", "/fds")
+    # The instance hits its own descriptor limit ...
+    assert r["error"] == "EMFILE", r
+    # ... and it, flint and other functions keep serving.
+    assert get(flint, "fdhog", "/whoami")["uid"] >= 60000
+    assert get(flint, "fdother", "/whoami")["uid"] >= 60000
+    assert flint.api("GET", "/healthz").status_code == 200
 
 
 def test_memory_hog_is_killed_and_replaced(flint):
