@@ -254,20 +254,13 @@ ssize_t fl_h2__resp_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t l
 			 uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	h2s *st = src->ptr;
-	size_t avail, n;
+	size_t n;
 
 	(void)user;
 	if (st == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	avail = st->resp.len - st->resp_off;
-	n = avail < length ? avail : length;
+	n = fl_h2__take(&st->resp, &st->resp_off, buf, length);
 	if (n) {
-		memcpy(buf, st->resp.p + st->resp_off, n);
-		st->resp_off += n;
-		if (st->resp_off == st->resp.len) {
-			fl_buf_reset(&st->resp);
-			st->resp_off = 0;
-		}
 		/* Taken into a frame: the instance may send that much more. */
 		if (st->up && st->up_id > 0) {
 			nghttp2_session_consume(st->up->ns, st->up_id, n);

@@ -102,6 +102,24 @@ struct h2_up {
 extern nghttp2_option *fl_h2__opts;
 
 /* A string at offset off of a stream's buffer (offsets survive growth). */
+/* Moves up to length bytes of the pending data in b (from *off) into dst, for
+ * a data provider; the buffer is emptied once all of it has been taken.
+ * Returns the bytes moved. */
+static inline size_t fl_h2__take(fl_buf *b, size_t *off, uint8_t *dst, size_t length)
+{
+	size_t avail = b->len - *off, n = avail < length ? avail : length;
+
+	if (n == 0)
+		return 0;
+	memcpy(dst, b->p + *off, n);
+	*off += n;
+	if (*off == b->len) {
+		fl_buf_reset(b);
+		*off = 0;
+	}
+	return n;
+}
+
 static inline const char *fl_h2__hs(const fl_buf *b, uint32_t off)
 {
 	return b->p + off;

@@ -123,22 +123,15 @@ static ssize_t req_read(nghttp2_session *ns, int32_t id, uint8_t *buf, size_t le
 			uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	h2s *st = src->ptr;
-	size_t avail, n;
+	size_t n;
 
 	(void)ns;
 	(void)id;
 	(void)user;
 	if (st == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	avail = st->req.len - st->req_off;
-	n = avail < length ? avail : length;
+	n = fl_h2__take(&st->req, &st->req_off, buf, length);
 	if (n) {
-		memcpy(buf, st->req.p + st->req_off, n);
-		st->req_off += n;
-		if (st->req_off == st->req.len) {
-			fl_buf_reset(&st->req);
-			st->req_off = 0;
-		}
 		nghttp2_session_consume(st->h->ns, st->id, n);
 		fl_h2__mark_h(st->h);
 	}
