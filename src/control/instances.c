@@ -865,6 +865,9 @@ void ctl_spawner_events(fl_ctl *ctl)
 	struct fl_spawn_event ev;
 	int r;
 
+	if (ctl->sp == NULL)
+		return; /* shut down */
+
 	while ((r = fl_spawner_read(ctl->sp, &ev)) == 1) {
 		ctl_inst *in = inst_find(ctl, ev.id);
 		if (in == NULL) {
@@ -1192,6 +1195,8 @@ void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)
 
 void ctl_stop_all(fl_ctl *ctl)
 {
+	/* No more spawner events: the last loop pass must not read a stopped spawner. */
+	uv_poll_stop(&ctl->sp_poll);
 	/* The spawner sends SIGTERM to every process group, waits, then SIGKILLs. */
 	fl_spawner_stop(ctl->sp, 5000);
 	ctl->sp = NULL;

@@ -32,6 +32,12 @@
 #define SP_HAS_SANDBOX	2u
 #define SP_CG_RETRY_MS	20  /* how often a group still holding dying processes is retried */
 #define SP_CG_TRIES	500 /* ... and for how long (10 s) */
+#ifndef SP_PENDING_PER_CPU
+/* Starts set up at the same time, per CPU. Unbounded, a burst of starts shares the CPUs
+ * (and the kernel's mount locks) evenly and all of them finish late; one per CPU keeps
+ * every core busy and the first ones ready early (docs/benchmarks.md). */
+#define SP_PENDING_PER_CPU 1
+#endif
 
 extern char **environ;
 
@@ -69,6 +75,15 @@ struct sp_child {
 	pid_t pid;     /* also the process group id: every instance calls setsid() */
 	int status_fd; /* sandboxed: the init reports the command's wait status here; else -1 */
 	int cg;	       /* sandboxed with limits: its cgroups must be removed */
+	/* A start is pending until its exec-report pipe reaches EOF (STARTED) or carries a
+	 * struct fl_sandbox_err (FAILED). Meanwhile the spawner keeps serving other starts:
+	 * set-ups run in parallel instead of one after the other. */
+	int ep_fd;		 /* read end of the exec-report pipe while pending; else -1 */
+	int out_fd, err_fd;	 /* handed over with STARTED; -1 after */
+	size_t got;		 /* bytes of report received */
+	struct fl_sandbox_err e; /* the report */
+	char *argv0, *cwd;	 /* for the FAILED sentence; freed once reported */
+	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
 };
 
 /* A cgroup of an ended instance that still held dying processes. */
@@ -86,6 +101,13 @@ struct sp_out {
 	char data[];
 };
 
+/* A spawn request waiting for a pending start to end. */
+struct sp_req {
+	struct sp_req *next;
+	size_t len;
+	char data[]; /* the whole message, header included */
+};
+
 struct sp_state {
 	int sock;
 	int sigfd;
@@ -97,6 +119,10 @@ struct sp_state {
 	int self_pidfd; /* inherited by sandboxed children to notice the spawner's death */
 	struct sp_cg_pending *cgp;
 	size_t ncgp, capcgp;
+	struct pollfd *pfd; /* the main loop's poll set: socket, signals, pending starts */
+	size_t cappfd;
+	size_t max_pending; /* starts set up at once; further ones wait in the queue below */
+	struct sp_req *qhead, **qtail;
 };
 
 /* ---- /proc and process-group records (used by both processes) ---- */
@@ -259,8 +285,9 @@ static ssize_t sp_find(const struct sp_state *st, uint64_t id)
 {
 	size_t i;
 
+	/* A failed start waiting to be reaped no longer holds its id. */
 	for (i = 0; i < st->nkids; i++)
-		if (st->kids[i].id == id)
+		if (st->kids[i].id == id && !st->kids[i].failed)
 			return (ssize_t)i;
 	return -1;
 }
@@ -381,6 +408,77 @@ static void sp_cg_retry(struct sp_state *st)
 	}
 }
 
+/* Releases what a pending start holds for its report: pipes and strings. */
+static void sp_start_drop(struct sp_child *k)
+{
+	if (k->ep_fd >= 0)
+		close(k->ep_fd);
+	if (k->out_fd >= 0)
+		close(k->out_fd);
+	if (k->err_fd >= 0)
+		close(k->err_fd);
+	k->ep_fd = k->out_fd = k->err_fd = -1;
+	free(k->argv0);
+	free(k->cwd);
+	k->argv0 = k->cwd = NULL;
+}
+
+/* Reads what the exec-report pipe of a pending start holds and, once it has spoken,
+ * reports STARTED (EOF: the command exec'd) or FAILED (a struct fl_sandbox_err, or EOF
+ * after part of one). final: the child is dead, so no more will come. A failed child is
+ * killed here and reaped later by sp_reap, without EXITED. */
+static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
+{
+	const struct fl_sandbox_err *e = &k->e;
+	char msg[256];
+
+	while (k->got < sizeof(k->e)) {
+		ssize_t n = read(k->ep_fd, (char *)&k->e + k->got, sizeof(k->e) - k->got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !final)
+			return;
+		if (n <= 0)
+			break;
+		k->got += (size_t)n;
+	}
+	if (k->got == 0) {
+		sp_queue(st, SP_STARTED, k->id, k->pid, 0, NULL, k->out_fd, k->err_fd);
+		k->out_fd = k->err_fd = -1;
+		sp_start_drop(k);
+		return;
+	}
+	/* When final, sp_reap has reaped it already: its pid may belong to another now. */
+	if (!final) {
+		kill(-k->pid, SIGKILL);
+		kill(k->pid, SIGKILL);
+	}
+	if (k->got < sizeof(k->e))
+		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", k->argv0);
+	else if (e->step == FL_SB_STEP_CHDIR)
+		snprintf(msg, sizeof(msg), "chdir %.200s: %s", k->cwd, strerror(e->err));
+	else if (e->step == FL_SB_STEP_EXEC)
+		snprintf(msg, sizeof(msg), "exec %.200s: %s", k->argv0, strerror(e->err));
+	else if (e->step == FL_SB_STEP_SANDBOX)
+		snprintf(msg, sizeof(msg), "sandbox: cannot %.120s: %s", e->what, strerror(e->err));
+	else
+		snprintf(msg, sizeof(msg), "start %.200s: %s", k->argv0, strerror(e->err));
+	k->failed = 1;
+	sp_start_drop(k);
+	sp_queue(st, SP_FAILED, k->id, 0, 0, msg, -1, -1);
+}
+
+/* The pending start whose exec-report pipe is fd, or NULL. */
+static struct sp_child *sp_find_ep(struct sp_state *st, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].ep_fd == fd)
+			return &st->kids[i];
+	return NULL;
+}
+
 /* Reaps every leader that has exited. The leader is still a zombie when waitid(WNOWAIT)
  * reports it, which keeps its pid (the group id) from being reused, so the rest of its
  * group can be killed safely before it is reaped. */
@@ -411,6 +509,10 @@ static void sp_reap(struct sp_state *st, int notify)
 			continue;
 		}
 		sp_record_remove(st, pid);
+		/* A start's outcome always goes out before its exit. */
+		if (st->kids[k].ep_fd >= 0 && notify)
+			sp_start_report(st, &st->kids[k], 1);
+		sp_start_drop(&st->kids[k]);
 		/* A sandbox's init reports how the command itself ended. */
 		if (st->kids[k].status_fd >= 0) {
 			int cmd_status;
@@ -421,7 +523,7 @@ static void sp_reap(struct sp_state *st, int notify)
 		}
 		if (st->kids[k].cg)
 			sp_cg_remove(st, st->kids[k].id);
-		if (notify)
+		if (notify && !st->kids[k].failed)
 			sp_queue(st, SP_EXITED, st->kids[k].id, pid, status, NULL, -1, -1);
 		st->kids[k] = st->kids[--st->nkids];
 	}
@@ -513,9 +615,8 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1}, sy[2] = {-1, -1};
 	int stp[2] = {-1, -1}, cg = 0, r;
 	struct fl_cg_limits lim = {0};
-	struct fl_sandbox_err e;
+	struct sp_child *k;
 	char msg[256], why[200];
-	size_t got = 0;
 	pid_t pid, self = getpid();
 
 	if (sp_find(st, id) >= 0) {
@@ -525,7 +626,7 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 	}
 	if (st->nkids == st->capkids) {
 		size_t cap = st->capkids ? st->capkids * 2 : 16;
-		struct sp_child *k = realloc(st->kids, cap * sizeof(*k));
+		k = realloc(st->kids, cap * sizeof(*k));
 		if (k == NULL) {
 			snprintf(msg, sizeof(msg), "start %.200s: out of memory", argv[0]);
 			goto fail;
@@ -579,63 +680,57 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 	close(err[1]);
 	close(ep[1]);
 	out[1] = err[1] = ep[1] = -1;
+	k = &st->kids[st->nkids++];
+	*k = (struct sp_child){.id = id,
+			       .pid = pid,
+			       .status_fd = stp[0],
+			       .cg = cg,
+			       .ep_fd = -1,
+			       .out_fd = -1,
+			       .err_fd = -1};
+	stp[0] = -1;
 	if (sb) {
 		close(sy[0]);
 		close(stp[1]);
 		sy[0] = stp[1] = -1;
 		/* Into its cgroups before it runs anything of the instance's: the init waits
-		 * for this byte. */
+		 * for this byte. This is the only step of a start the spawner waits for. */
 		r = fl_cgroup_attach(id, &lim, pid, why, sizeof(why));
 		if (r == 0 && write(sy[1], "g", 1) != 1)
 			r = -errno;
+		if (r < 0) {
+			/* Reaped later like any failed start, without EXITED. */
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			k->failed = 1;
+			sp_record_write(st, pid);
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			sp_close_pair(out);
+			sp_close_pair(err);
+			sp_close_pair(ep);
+			sp_close_pair(sy);
+			sp_close_pair(stp);
+			sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
+			return;
+		}
 		close(sy[1]);
 		sy[1] = -1;
-		if (r < 0) {
-			kill(pid, SIGKILL);
-			got = (size_t)-1;
-		}
 	}
 	sp_record_write(st, pid);
-
-	/* The exec outcome is known before anything is reported: the close-on-exec pipe
-	 * reaches EOF on success and carries the error otherwise. */
-	while (got < sizeof(e)) {
-		ssize_t n = read(ep[0], (char *)&e + got, sizeof(e) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got == 0) {
-		fcntl(out[0], F_SETFL, O_NONBLOCK);
-		fcntl(err[0], F_SETFL, O_NONBLOCK);
-		if (stp[0] >= 0)
-			fcntl(stp[0], F_SETFL, O_NONBLOCK);
-		st->kids[st->nkids++] = (struct sp_child){id, pid, stp[0], cg};
-		stp[0] = -1;
-		sp_queue(st, SP_STARTED, id, pid, 0, NULL, out[0], err[0]);
-		out[0] = err[0] = -1;
-		close(ep[0]);
-		return;
-	}
-	kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	sp_record_remove(st, pid);
-	if (got == (size_t)-1)
-		snprintf(msg, sizeof(msg), "sandbox: %s", why);
-	else if (got < sizeof(e))
-		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", argv[0]);
-	else if (e.step == FL_SB_STEP_CHDIR)
-		snprintf(msg, sizeof(msg), "chdir %.200s: %s", cwd, strerror(e.err));
-	else if (e.step == FL_SB_STEP_EXEC)
-		snprintf(msg, sizeof(msg), "exec %.200s: %s", argv[0], strerror(e.err));
-	else if (e.step == FL_SB_STEP_SANDBOX)
-		snprintf(msg, sizeof(msg), "sandbox: cannot %.120s: %s", e.what, strerror(e.err));
-	else
-		snprintf(msg, sizeof(msg), "start %.200s: %s", argv[0], strerror(e.err));
+	/* The outcome is reported when the exec-report pipe has spoken (sp_start_report):
+	 * the main loop polls it with everything else. */
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
+	if (k->status_fd >= 0)
+		fcntl(k->status_fd, F_SETFL, O_NONBLOCK);
+	k->ep_fd = ep[0];
+	k->out_fd = out[0];
+	k->err_fd = err[0];
+	k->argv0 = fl_xstrdup(argv[0]);
+	k->cwd = cwd ? fl_xstrdup(cwd) : NULL;
+	ep[0] = out[0] = err[0] = -1;
+	return;
 fail:
 	if (cg)
 		sp_cg_remove(st, id);
@@ -732,6 +827,31 @@ out:
 	free(envp);
 }
 
+static size_t sp_npending(const struct sp_state *st)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->nkids; i++)
+		n += st->kids[i].ep_fd >= 0;
+	return n;
+}
+
+/* Starts queued requests, in order, while there is room. */
+static void sp_run_queue(struct sp_state *st)
+{
+	while (st->qhead && sp_npending(st) < st->max_pending) {
+		struct sp_req *q = st->qhead;
+		struct sp_hdr h;
+
+		st->qhead = q->next;
+		if (st->qhead == NULL)
+			st->qtail = &st->qhead;
+		memcpy(&h, q->data, sizeof(h));
+		sp_handle_spawn(st, &h, q->data + sizeof(h), q->len - sizeof(h));
+		free(q);
+	}
+}
+
 static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
 {
 	struct sp_hdr h;
@@ -744,6 +864,15 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
 	memcpy(&h, buf, sizeof(h));
 	switch (h.type) {
 	case SP_SPAWN:
+		if (st->qhead || sp_npending(st) >= st->max_pending) {
+			struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
+			q->next = NULL;
+			q->len = n;
+			memcpy(q->data, buf, n);
+			*st->qtail = q;
+			st->qtail = &q->next;
+			break;
+		}
 		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h));
 		break;
 	case SP_SIGNAL:
@@ -831,9 +960,12 @@ __attribute__((noreturn)) static void sp_main(int sock, pid_t parent, const char
 {
 	struct sp_state st = {
 	    .sock = -1, .sigfd = -1, .parent = parent, .run_dir = run_dir, .self_pidfd = -1};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	sigset_t set;
 
 	st.tail = &st.head;
+	st.qtail = &st.qhead;
+	st.max_pending = (size_t)(ncpu > 0 ? ncpu : 1) * SP_PENDING_PER_CPU;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -864,23 +996,42 @@ __attribute__((noreturn)) static void sp_main(int sock, pid_t parent, const char
 	if (st.self_pidfd >= 0)
 		fcntl(st.self_pidfd, F_SETFD, FD_CLOEXEC);
 	for (;;) {
-		struct pollfd p[2] = {
-		    {st.sock, (short)(POLLIN | (st.head ? POLLOUT : 0)), 0},
-		    {st.sigfd, POLLIN, 0},
-		};
+		struct pollfd *p;
+		size_t np = 2, i;
+
+		if (st.cappfd < st.nkids + 2) {
+			free(st.pfd);
+			st.cappfd = st.capkids + 2;
+			st.pfd = fl_xmalloc(st.cappfd * sizeof(*st.pfd));
+		}
+		p = st.pfd;
+		p[0] = (struct pollfd){st.sock, (short)(POLLIN | (st.head ? POLLOUT : 0)), 0};
+		p[1] = (struct pollfd){st.sigfd, POLLIN, 0};
+		for (i = 0; i < st.nkids; i++)
+			if (st.kids[i].ep_fd >= 0)
+				p[np++] = (struct pollfd){st.kids[i].ep_fd, POLLIN, 0};
 		if (st.ncgp > 0)
 			sp_cg_retry(&st);
-		if (poll(p, 2, st.ncgp > 0 ? SP_CG_RETRY_MS : -1) < 0) {
+		if (poll(p, np, st.ncgp > 0 ? SP_CG_RETRY_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fl_error("spawner", "poll: %s", strerror(errno));
 			sp_shutdown(&st, SP_EOF_GRACE_MS);
+		}
+		/* Reports before reaping and requests: nothing below moves or adds a kid
+		 * before every ready report has been read. */
+		for (i = 2; i < np; i++) {
+			struct sp_child *k;
+			if (p[i].revents == 0 || (k = sp_find_ep(&st, p[i].fd)) == NULL)
+				continue;
+			sp_start_report(&st, k, 0);
 		}
 		if (p[1].revents & POLLIN) {
 			if (sp_drain_signals(&st))
 				sp_shutdown(&st, SP_EOF_GRACE_MS);
 			sp_reap(&st, 1);
 		}
+		sp_run_queue(&st);
 		if (p[0].revents & POLLOUT)
 			sp_flush(&st);
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
@@ -1098,6 +1249,10 @@ int fl_spawner_read(fl_spawner *sp, struct fl_spawn_event *ev)
 {
 	char buf[sizeof(struct sp_hdr) + 512];
 
+	/* A readiness callback already queued by the event loop can still run after the
+	 * daemon stopped the spawner (and forgot its handle): the spawner is gone. */
+	if (sp == NULL)
+		return -EPIPE;
 	for (;;) {
 		union {
 			char b[CMSG_SPACE(sizeof(int) * 4)];

@@ -63,7 +63,8 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig);
 
 /* Reads one event if one is waiting. Returns 1 with *ev filled, FL_AGAIN when
- * nothing is waiting, or -EPIPE when the spawner is gone. */
+ * nothing is waiting, or -EPIPE when the spawner is gone (also for sp == NULL,
+ * a spawner already stopped). */
 int fl_spawner_read(fl_spawner *sp, struct fl_spawn_event *ev);
 
 /* Ends the spawner: it sends SIGTERM to every process group, waits up to

@@ -830,6 +830,99 @@ static void test_sandbox_pids_limit(void **state)
 	assert_int_equal(fl_spawner_start(f->run, &f->sp, NULL), 0);
 }
 
+/* Starts are not serialized: 20 sandboxes asked for at once all start, a failed exec
+ * among them gives exactly one FAILED (and never STARTED or EXITED), each EXITED comes
+ * after its STARTED, and a stop while starts are pending still ends them all. */
+#define PAR_N	    20
+#define PAR_ID	    40
+#define PAR_FAIL_ID (PAR_ID + PAR_N)
+static void test_sandbox_parallel_starts(void **state)
+{
+	struct fx *f = *state;
+	struct fl_sandbox sb = {.name = "sbpar", .uid = fl_sandbox_uid("sbpar")};
+	char *sleep_argv[] = {"sleep", "100", NULL};
+	char *bad_argv[] = {"no-such-command-flint", NULL};
+	char *true_argv[] = {"true", NULL};
+	int started[PAR_N] = {0}, exited[PAR_N] = {0}, nstarted = 0, nexited = 0, nfailed = 0;
+	struct fl_spawn_event ev;
+	struct dirent *de;
+	char list[256];
+	DIR *d;
+	int i;
+
+	sb.gid = sb.uid;
+	for (i = 0; i < PAR_N; i++) {
+		if (i == PAR_N / 2)
+			assert_int_equal(
+			    fl_spawner_spawn(f->sp, PAR_FAIL_ID, NULL, bad_argv, path_env, &sb), 0);
+		assert_int_equal(
+		    fl_spawner_spawn(f->sp, PAR_ID + (uint64_t)i, NULL, sleep_argv, path_env, &sb),
+		    0);
+	}
+	while (nstarted < PAR_N || nfailed < 1) {
+		wait_event(f->sp, &ev);
+		if (ev.id == PAR_FAIL_ID) {
+			if (ev.type != FL_SPAWN_FAILED)
+				fail_msg("the failing exec gave event type %d", ev.type);
+			assert_string_equal(
+			    ev.msg, "exec no-such-command-flint: No such file or directory");
+			nfailed++;
+			continue;
+		}
+		assert_true(ev.id >= PAR_ID && ev.id < PAR_ID + PAR_N);
+		if (ev.type != FL_SPAWN_STARTED)
+			fail_msg("instance %llu: expected STARTED, got type %d: %s",
+				 (unsigned long long)ev.id, ev.type, ev.msg);
+		assert_int_equal(started[ev.id - PAR_ID], 0);
+		started[ev.id - PAR_ID] = ev.pid;
+		assert_true(record_exists(f, ev.pid));
+		close(ev.out_fd);
+		close(ev.err_fd);
+		nstarted++;
+	}
+	/* The failed start's id is free again at once. */
+	assert_int_equal(fl_spawner_spawn(f->sp, PAR_FAIL_ID, NULL, true_argv, path_env, NULL), 0);
+	expect_started(f->sp, PAR_FAIL_ID, &ev);
+	close(ev.out_fd);
+	close(ev.err_fd);
+	expect_exited(f->sp, PAR_FAIL_ID, ev.pid, &ev);
+	assert_int_equal(WEXITSTATUS(ev.status), 0);
+	for (i = 0; i < PAR_N; i++)
+		assert_int_equal(fl_spawner_signal(f->sp, PAR_ID + (uint64_t)i, SIGTERM), 0);
+	while (nexited < PAR_N) {
+		wait_event(f->sp, &ev);
+		if (ev.type != FL_SPAWN_EXITED || ev.id < PAR_ID || ev.id >= PAR_ID + PAR_N)
+			fail_msg("expected EXITED of 40-59, got type %d for %llu", ev.type,
+				 (unsigned long long)ev.id);
+		assert_int_equal(exited[ev.id - PAR_ID], 0);
+		assert_int_equal(ev.pid, started[ev.id - PAR_ID]);
+		assert_true(WIFSIGNALED(ev.status));
+		exited[ev.id - PAR_ID] = 1;
+		nexited++;
+	}
+	assert_int_equal(fl_spawner_read(f->sp, &ev), FL_AGAIN);
+	/* Every pipe of every start is closed again once all are reaped (the failed one
+	 * may still be going): the spawner is back to its own 6 descriptors. */
+	for (i = 0; i < WAIT_MS / 10 && count_fds(f->sp->pid, list, sizeof(list)) != 6; i++)
+		poll(NULL, 0, 10);
+	if (count_fds(f->sp->pid, list, sizeof(list)) != 6)
+		fail_msg("the spawner holds descriptors %s", list);
+
+	/* Stopped while starts are pending: nothing is left behind. */
+	for (i = 0; i < PAR_N; i++)
+		assert_int_equal(
+		    fl_spawner_spawn(f->sp, PAR_ID + (uint64_t)i, NULL, sleep_argv, path_env, &sb),
+		    0);
+	fl_spawner_stop(f->sp, 1000);
+	f->sp = NULL;
+	d = opendir(f->run);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			fail_msg("process group %s is still recorded after the stop", de->d_name);
+	closedir(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +946,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sandbox_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_build_dir_writable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_pids_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_parallel_starts, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
