@@ -1,4 +1,4 @@
-/* async_int.h -- what the async queue's files share (async.c, async_gw.c,
+/* async_int.h -- what the async queue's files share (async.c, async_worker.c, async_gw.c,
  * triggers.c and the trigger consumers); not for use outside src/events. */
 #ifndef FL_ASYNC_INT_H
 #define FL_ASYNC_INT_H
@@ -14,11 +14,42 @@
 
 #define ID_MAX 48 /* bytes of a request id, with its NUL */
 
-struct async_ent;
-struct async_op;
 struct async_msg;
 struct fl_trig;
 struct xfer;
+
+enum op_kind { OP_INSERT, OP_RUNNING, OP_FINAL, OP_RETRY, OP_CB, OP_REDRIVE, OP_STATE };
+
+/* A change for the writer thread. Strings are owned by the op. */
+struct async_op {
+	struct async_op *next;
+	enum op_kind kind;
+	char id[ID_MAX];
+	char *fn, *method, *target, *headers, *callback, *source, *body;
+	size_t headers_len, body_len;
+	fl_async_enqueued_cb cb;
+	void *ctx;
+	uint64_t t_ms;
+	uint32_t attempts;
+	const char *status; /* OP_FINAL: succeeded, failed, dead; OP_CB: pending, done, failed */
+	int code, truncated;
+	char *rh, *rb, *error;
+	size_t rhl, rbl;
+	/* OP_REDRIVE waits for its commit. */
+	pthread_mutex_t *dmu;
+	pthread_cond_t *dcond;
+	int *dflag, *dresult;
+};
+
+/* A request (or a callback to deliver) waiting on the loop thread. */
+struct async_ent {
+	struct async_ent *next;
+	struct async_fnq *q;
+	uint64_t due_ms, created_ms;
+	uint32_t attempts;
+	int is_cb;
+	char id[ID_MAX];
+};
 
 /* One function's queue on the loop thread. */
 struct async_fnq {
@@ -78,6 +109,29 @@ struct fl_async {
 
 /* Runs fn(a, arg) on the loop thread soon (thread-safe). arg is the callee's. */
 void fl_async__post(fl_async *a, void (*fn)(fl_async *a, void *arg), void *arg);
+
+/* Hands o (owned by the writer from now on) to the writer thread, which applies it with the
+ * next group commit. Thread-safe. */
+void fl_async__push_op(fl_async *a, struct async_op *o);
+/* Places e (now owned by the loop): due now goes to its function's FIFO, later (or a callback)
+ * to the delayed heap, re-arming the due timer. On the loop thread; does not start attempts. */
+void fl_async__schedule(fl_async *a, struct async_ent *e);
+
+/* async_worker.c, on the loop thread unless said otherwise. */
+/* Creates a->multi and drives it from a->loop (sockets polled, a->curl_timer). Before the loop
+ * thread starts. */
+void fl_async__workers_init(fl_async *a);
+/* Starts due attempts while their function's concurrency allows; nothing before resume or
+ * once stopping. */
+void fl_async__pump(fl_async *a);
+/* Delivers e's result to its callback URL; takes e (freed or rescheduled when done, freed
+ * at once if nothing is left to deliver). */
+void fl_async__start_callback(fl_async *a, struct async_ent *e);
+/* Drops every exchange under way without recording an outcome: they stay "running" in
+ * the database and are re-queued on the next start. At shutdown. */
+void fl_async__abort_xfers(fl_async *a);
+/* uv_close callback for the pollers of libcurl's sockets: frees their context. */
+void fl_async__free_handle(uv_handle_t *h);
 
 /* Binds v (copied) to parameter i of s; NULL binds SQL NULL. */
 void fl_async__bind_text(sqlite3_stmt *s, int i, const char *v);
