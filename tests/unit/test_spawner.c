@@ -9,6 +9,7 @@
 #include "runtime/sandbox_linux.c"
 #include "runtime/seccomp.c"
 #include "runtime/spawner.c"
+#include "runtime/spawner_proc.c"
 
 #include <ftw.h>
 #include <sys/pidfd.h>

@@ -1,0 +1,1008 @@
+/* spawner_proc.c -- the spawner process: its poll loop, instances, reaping and crash records. */
+#include "runtime/spawner.h"
+
+#include "core/log.h"
+#include "core/util.h"
+#include "runtime/cgroup.h"
+#include "runtime/sandbox_linux.h"
+#include "runtime/seccomp.h"
+#include "runtime/spawner_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SP_EOF_GRACE_MS 3000 /* grace given to instances when the daemon goes away */
+#define SP_CG_RETRY_MS	20   /* how often a group still holding dying processes is retried */
+#define SP_CG_TRIES	500  /* ... and for how long (10 s) */
+#ifndef SP_PENDING_PER_CPU
+/* Starts set up at the same time, per CPU. Unbounded, a burst of starts shares the CPUs
+ * (and the kernel's mount locks) evenly and all of them finish late; one per CPU keeps
+ * every core busy and the first ones ready early (docs/benchmarks.md). */
+#define SP_PENDING_PER_CPU 1
+#endif
+
+extern char **environ;
+
+struct sp_child {
+	uint64_t id;
+	pid_t pid;     /* also the process group id: every instance calls setsid() */
+	int status_fd; /* sandboxed: the init reports the command's wait status here; else -1 */
+	int cg;	       /* sandboxed with limits: its cgroups must be removed */
+	/* A start is pending until its exec-report pipe reaches EOF (STARTED) or carries a
+	 * struct fl_sandbox_err (FAILED). Meanwhile the spawner keeps serving other starts:
+	 * set-ups run in parallel instead of one after the other. */
+	int ep_fd;		 /* read end of the exec-report pipe while pending; else -1 */
+	int out_fd, err_fd;	 /* handed over with STARTED; -1 after */
+	size_t got;		 /* bytes of report received */
+	struct fl_sandbox_err e; /* the report */
+	char *argv0, *cwd;	 /* for the FAILED sentence; freed once reported */
+	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
+};
+
+/* A cgroup of an ended instance that still held dying processes. */
+struct sp_cg_pending {
+	uint64_t id;
+	int tries;
+};
+
+/* An event waiting for room in the socket; it owns its descriptors until sent. */
+struct sp_out {
+	struct sp_out *next;
+	size_t len;
+	int fds[2];
+	int nfds;
+	char data[];
+};
+
+/* A spawn request waiting for a pending start to end. */
+struct sp_req {
+	struct sp_req *next;
+	size_t len;
+	char data[]; /* the whole message, header included */
+};
+
+struct sp_state {
+	int sock;
+	int sigfd;
+	pid_t parent;
+	const char *run_dir;
+	struct sp_child *kids;
+	size_t nkids, capkids;
+	struct sp_out *head, **tail;
+	int self_pidfd; /* inherited by sandboxed children to notice the spawner's death */
+	struct sp_cg_pending *cgp;
+	size_t ncgp, capcgp;
+	struct pollfd *pfd; /* the main loop's poll set: socket, signals, pending starts */
+	size_t cappfd;
+	size_t max_pending; /* starts set up at once; further ones wait in the queue below */
+	struct sp_req *qhead, **qtail;
+};
+
+/* ---- /proc and process-group records (also read by the daemon at start-up) ---- */
+
+/* Reads the process group and start time (field 22, clock ticks since boot) of pid.
+ * Returns 0, -ENOENT when the process does not exist, or another -errno. */
+static int sp_proc_stat(pid_t pid, pid_t *pgrp, unsigned long long *start)
+{
+	char path[64], buf[2048], *p, *tok, *save = NULL;
+	ssize_t n;
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ESRCH ? -ENOENT : -errno;
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -ENOENT;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: fields resume after the last ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL)
+		return -EINVAL;
+	p++;
+	for (i = 3, tok = strtok_r(p, " ", &save); tok; i++, tok = strtok_r(NULL, " ", &save)) {
+		if (i == 5)
+			*pgrp = (pid_t)strtol(tok, NULL, 10);
+		if (i == 22) {
+			*start = strtoull(tok, NULL, 10);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Whether the group a record describes still exists: its leader with the recorded start
+ * time, or, once the leader is gone, members started no earlier than it (workers left
+ * behind by a killed leader keep its group id). */
+static int sp_group_alive(pid_t pgid, unsigned long long start)
+{
+	unsigned long long st;
+	struct dirent *de;
+	pid_t pg;
+	DIR *d;
+	int r, found = 0;
+
+	r = sp_proc_stat(pgid, &pg, &st);
+	if (r == 0)
+		return st == start;
+	if (r != -ENOENT)
+		return 0;
+	d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0)
+			continue;
+		if (sp_proc_stat((pid_t)pid, &pg, &st) == 0 && pg == pgid && st >= start)
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Kills the groups recorded in run_dir by an earlier spawner and removes every record.
+ * Returns how many groups were killed. */
+int fl_spawner__reap_leftovers(const char *run_dir)
+{
+	struct dirent *de;
+	int count = 0;
+	DIR *d;
+
+	d = opendir(run_dir);
+	if (d == NULL) {
+		fl_warn("spawner", "cannot read %s: %s", run_dir, strerror(errno));
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long start = 0;
+		char buf[64], *end;
+		ssize_t n = -1;
+		long pid;
+		int fd;
+
+		pid = strtol(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end != '\0')
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			do
+				n = read(fd, buf, sizeof(buf) - 1);
+			while (n < 0 && errno == EINTR);
+			close(fd);
+		}
+		if (n > 0) {
+			buf[n] = '\0';
+			start = strtoull(buf, &end, 10);
+			if (end == buf)
+				n = -1;
+		}
+		/* Never signal init, everyone (-1) or the group this process belongs to. */
+		if (n > 0 && pid > 1 && pid <= INT_MAX && pid != getpgrp() &&
+		    sp_group_alive((pid_t)pid, start)) {
+			if (kill(-(pid_t)pid, SIGKILL) == 0) {
+				fl_info("spawner",
+					"killed process group %ld left by an earlier run", pid);
+				count++;
+			}
+		}
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+			fl_warn("spawner", "cannot remove %s/%s: %s", run_dir, de->d_name,
+				strerror(errno));
+	}
+	closedir(d);
+	return count;
+}
+
+static void sp_record_write(struct sp_state *st, pid_t pid)
+{
+	unsigned long long start;
+	char path[PATH_MAX], line[32];
+	pid_t pg;
+	int fd, r;
+
+	r = sp_proc_stat(pid, &pg, &start);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "%s/%d", st->run_dir, (int)pid);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			r = -errno;
+		} else {
+			int len = snprintf(line, sizeof(line), "%llu\n", start);
+			r = fl_write_all(fd, line, (size_t)len);
+			close(fd);
+		}
+	}
+	if (r < 0)
+		fl_warn("spawner", "cannot record process %d in %s (it would survive a crash): %s",
+			(int)pid, st->run_dir, strerror(-r));
+}
+
+static void sp_record_remove(struct sp_state *st, pid_t pid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%d", st->run_dir, (int)pid);
+	if (unlink(path) < 0 && errno != ENOENT)
+		fl_warn("spawner", "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* ---- the spawner process ---- */
+
+static ssize_t sp_find(const struct sp_state *st, uint64_t id)
+{
+	size_t i;
+
+	/* A failed start waiting to be reaped no longer holds its id. */
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].id == id && !st->kids[i].failed)
+			return (ssize_t)i;
+	return -1;
+}
+
+static ssize_t sp_find_pid(const struct sp_state *st, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].pid == pid)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Sends queued events until the socket is full. The daemon may be slow to read, so the
+ * spawner never blocks on it: a blocked spawner could not reap or accept requests. */
+static void sp_flush(struct sp_state *st)
+{
+	while (st->head) {
+		struct sp_out *o = st->head;
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 2)];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = {o->data, o->len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
+		int i;
+
+		if (o->nfds > 0) {
+			struct cmsghdr *c;
+			memset(&cm, 0, sizeof(cm));
+			mh.msg_control = cm.b;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)o->nfds);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)o->nfds);
+			memcpy(CMSG_DATA(c), o->fds, sizeof(int) * (size_t)o->nfds);
+		}
+		n = sendmsg(st->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			return;
+		/* Any other error means the daemon is gone (EPIPE) or the event cannot be
+		 * sent at all; drop it rather than retry forever. EOF arrives on the read side. */
+		if (n < 0)
+			fl_warn("spawner", "cannot send an event to the daemon: %s",
+				strerror(errno));
+		for (i = 0; i < o->nfds; i++)
+			close(o->fds[i]);
+		st->head = o->next;
+		if (st->head == NULL)
+			st->tail = &st->head;
+		free(o);
+	}
+}
+
+/* Queues an event; takes ownership of out_fd and err_fd (-1 for none). */
+static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
+		     const char *text, int out_fd, int err_fd)
+{
+	size_t tlen = text ? strlen(text) + 1 : 0;
+	struct sp_out *o = fl_xmalloc(sizeof(*o) + sizeof(struct sp_hdr) + tlen);
+	struct sp_hdr h = {.type = type, .id = id, .pid = pid, .value = value};
+
+	o->next = NULL;
+	o->len = sizeof(h) + tlen;
+	memcpy(o->data, &h, sizeof(h));
+	if (tlen)
+		memcpy(o->data + sizeof(h), text, tlen);
+	o->nfds = 0;
+	if (out_fd >= 0)
+		o->fds[o->nfds++] = out_fd;
+	if (err_fd >= 0)
+		o->fds[o->nfds++] = err_fd;
+	*st->tail = o;
+	st->tail = &o->next;
+	sp_flush(st);
+}
+
+/* Removes the cgroups of an ended instance, or keeps them for a later try while the
+ * kernel is still taking its processes away. */
+static void sp_cg_remove(struct sp_state *st, uint64_t id)
+{
+	if (fl_cgroup_remove(id) != -EBUSY)
+		return;
+	if (st->ncgp == st->capcgp) {
+		size_t cap = st->capcgp ? st->capcgp * 2 : 8;
+		struct sp_cg_pending *p = realloc(st->cgp, cap * sizeof(*p));
+		if (p == NULL) {
+			fl_warn("spawner", "out of memory: the cgroups of instance %llu are left",
+				(unsigned long long)id);
+			return;
+		}
+		st->cgp = p;
+		st->capcgp = cap;
+	}
+	st->cgp[st->ncgp++] = (struct sp_cg_pending){id, 0};
+}
+
+static void sp_cg_retry(struct sp_state *st)
+{
+	size_t i = 0;
+
+	while (i < st->ncgp) {
+		struct sp_cg_pending *p = &st->cgp[i];
+		int r = fl_cgroup_remove(p->id);
+		if (r == -EBUSY && ++p->tries < SP_CG_TRIES) {
+			i++;
+			continue;
+		}
+		if (r < 0)
+			fl_warn("spawner", "cannot remove the cgroups of instance %llu: %s",
+				(unsigned long long)p->id, strerror(-r));
+		st->cgp[i] = st->cgp[--st->ncgp];
+	}
+}
+
+/* Releases what a pending start holds for its report: pipes and strings. */
+static void sp_start_drop(struct sp_child *k)
+{
+	if (k->ep_fd >= 0)
+		close(k->ep_fd);
+	if (k->out_fd >= 0)
+		close(k->out_fd);
+	if (k->err_fd >= 0)
+		close(k->err_fd);
+	k->ep_fd = k->out_fd = k->err_fd = -1;
+	free(k->argv0);
+	free(k->cwd);
+	k->argv0 = k->cwd = NULL;
+}
+
+/* Reads what the exec-report pipe of a pending start holds and, once it has spoken,
+ * reports STARTED (EOF: the command exec'd) or FAILED (a struct fl_sandbox_err, or EOF
+ * after part of one). final: the child is dead, so no more will come. A failed child is
+ * killed here and reaped later by sp_reap, without EXITED. */
+static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
+{
+	const struct fl_sandbox_err *e = &k->e;
+	char msg[256];
+
+	while (k->got < sizeof(k->e)) {
+		ssize_t n = read(k->ep_fd, (char *)&k->e + k->got, sizeof(k->e) - k->got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !final)
+			return;
+		if (n <= 0)
+			break;
+		k->got += (size_t)n;
+	}
+	if (k->got == 0) {
+		sp_queue(st, SP_STARTED, k->id, k->pid, 0, NULL, k->out_fd, k->err_fd);
+		k->out_fd = k->err_fd = -1;
+		sp_start_drop(k);
+		return;
+	}
+	/* When final, sp_reap has reaped it already: its pid may belong to another now. */
+	if (!final) {
+		kill(-k->pid, SIGKILL);
+		kill(k->pid, SIGKILL);
+	}
+	if (k->got < sizeof(k->e))
+		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", k->argv0);
+	else if (e->step == FL_SB_STEP_CHDIR)
+		snprintf(msg, sizeof(msg), "chdir %.200s: %s", k->cwd, strerror(e->err));
+	else if (e->step == FL_SB_STEP_EXEC)
+		snprintf(msg, sizeof(msg), "exec %.200s: %s", k->argv0, strerror(e->err));
+	else if (e->step == FL_SB_STEP_SANDBOX)
+		snprintf(msg, sizeof(msg), "sandbox: cannot %.120s: %s", e->what, strerror(e->err));
+	else
+		snprintf(msg, sizeof(msg), "start %.200s: %s", k->argv0, strerror(e->err));
+	k->failed = 1;
+	sp_start_drop(k);
+	sp_queue(st, SP_FAILED, k->id, 0, 0, msg, -1, -1);
+}
+
+/* The pending start whose exec-report pipe is fd, or NULL. */
+static struct sp_child *sp_find_ep(struct sp_state *st, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		if (st->kids[i].ep_fd == fd)
+			return &st->kids[i];
+	return NULL;
+}
+
+/* Reaps every leader that has exited. The leader is still a zombie when waitid(WNOWAIT)
+ * reports it, which keeps its pid (the group id) from being reused, so the rest of its
+ * group can be killed safely before it is reaped. */
+static void sp_reap(struct sp_state *st, int notify)
+{
+	for (;;) {
+		siginfo_t si;
+		ssize_t k;
+		pid_t pid;
+		int status = 0;
+
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* ECHILD: no children at all */
+		}
+		pid = si.si_pid;
+		if (pid == 0)
+			return;
+		k = sp_find_pid(st, pid);
+		if (k >= 0)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (k < 0) {
+			fl_warn("spawner", "reaped unknown process %d", (int)pid);
+			continue;
+		}
+		sp_record_remove(st, pid);
+		/* A start's outcome always goes out before its exit. */
+		if (st->kids[k].ep_fd >= 0 && notify)
+			sp_start_report(st, &st->kids[k], 1);
+		sp_start_drop(&st->kids[k]);
+		/* A sandbox's init reports how the command itself ended. */
+		if (st->kids[k].status_fd >= 0) {
+			int cmd_status;
+			if (read(st->kids[k].status_fd, &cmd_status, sizeof(cmd_status)) ==
+			    (ssize_t)sizeof(cmd_status))
+				status = cmd_status;
+			close(st->kids[k].status_fd);
+		}
+		if (st->kids[k].cg)
+			sp_cg_remove(st, st->kids[k].id);
+		if (notify && !st->kids[k].failed)
+			sp_queue(st, SP_EXITED, st->kids[k].id, pid, status, NULL, -1, -1);
+		st->kids[k] = st->kids[--st->nkids];
+	}
+}
+
+/* Reads what the signalfd holds; returns 1 if SIGTERM was among it. */
+static int sp_drain_signals(struct sp_state *st)
+{
+	struct signalfd_siginfo si;
+	int term = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(st->sigfd, &si, sizeof(si));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(si))
+			return term;
+		if (si.ssi_signo == SIGTERM)
+			term = 1;
+	}
+}
+
+/* Ends the spawner: SIGTERM to every group, up to grace_ms for the leaders to exit,
+ * SIGKILL to the rest, reap, exit. */
+__attribute__((noreturn)) static void sp_shutdown(struct sp_state *st, unsigned grace_ms)
+{
+	uint64_t deadline = fl_now_ms() + grace_ms;
+	size_t i;
+
+	for (i = 0; i < st->nkids; i++)
+		kill(-st->kids[i].pid, SIGTERM);
+	sp_reap(st, 0);
+	while (st->nkids > 0) {
+		struct pollfd p = {st->sigfd, POLLIN, 0};
+		uint64_t now = fl_now_ms();
+		if (now >= deadline)
+			break;
+		if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+			break;
+		sp_drain_signals(st);
+		sp_reap(st, 0);
+	}
+	for (i = 0; i < st->nkids; i++) {
+		pid_t pid = st->kids[i].pid;
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		sp_record_remove(st, pid);
+		if (st->kids[i].cg)
+			sp_cg_remove(st, st->kids[i].id);
+	}
+	/* Bounded: at most SP_CG_TRIES rounds of SP_CG_RETRY_MS. */
+	while (st->ncgp > 0) {
+		struct timespec ts = {0, SP_CG_RETRY_MS * 1000000L};
+		nanosleep(&ts, NULL);
+		sp_cg_retry(st);
+	}
+	fl_cgroup_cleanup();
+	_exit(0);
+}
+
+/* Runs in a plain (not sandboxed) instance between fork and exec. Every descriptor the
+ * spawner owns is close-on-exec, so only 0, 1 and 2 survive the exec. */
+__attribute__((noreturn)) static void sp_exec_child(pid_t spawner, const char *cwd, char **argv,
+						    char **envp, int out_w, int err_w, int ep)
+{
+	if (setsid() < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
+	/* The spawner may have died before PDEATHSIG was armed. */
+	if (getppid() != spawner)
+		_exit(127);
+	fl_sandbox_exec(cwd, argv, envp, out_w, err_w, ep);
+}
+
+static void sp_close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
+static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **argv, char **envp,
+		     const struct fl_sandbox *sb)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1}, sy[2] = {-1, -1};
+	int stp[2] = {-1, -1}, cg = 0, r;
+	struct fl_cg_limits lim = {0};
+	struct sp_child *k;
+	char msg[256], why[200];
+	pid_t pid, self = getpid();
+
+	if (sp_find(st, id) >= 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: instance id %llu is already running",
+			 argv[0], (unsigned long long)id);
+		goto fail;
+	}
+	if (st->nkids == st->capkids) {
+		size_t cap = st->capkids ? st->capkids * 2 : 16;
+		k = realloc(st->kids, cap * sizeof(*k));
+		if (k == NULL) {
+			snprintf(msg, sizeof(msg), "start %.200s: out of memory", argv[0]);
+			goto fail;
+		}
+		st->kids = k;
+		st->capkids = cap;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
+	    (sb && (pipe2(sy, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0))) {
+		snprintf(msg, sizeof(msg), "start %.200s: cannot create pipes: %s", argv[0],
+			 strerror(errno));
+		goto fail;
+	}
+	if (sb) {
+		if (fl_seccomp_prepare(why, sizeof(why)) < 0) {
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			goto fail;
+		}
+		lim = (struct fl_cg_limits){sb->memory, sb->cpu_millis, sb->pids};
+		r = fl_cgroup_create(id, &lim, why, sizeof(why));
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			goto fail;
+		}
+		cg = lim.memory || lim.cpu_millis || lim.pids;
+		pid = fl_sandbox_clone(&(struct fl_sandbox_child){
+		    .sb = sb,
+		    .cwd = cwd,
+		    .argv = argv,
+		    .envp = envp,
+		    .out_w = out[1],
+		    .err_w = err[1],
+		    .ep_w = ep[1],
+		    .sync_r = sy[0],
+		    .status_w = stp[1],
+		    .parent_pidfd = st->self_pidfd,
+		});
+		if (pid < 0)
+			errno = -pid;
+	} else {
+		pid = fork();
+		if (pid == 0)
+			sp_exec_child(self, cwd, argv, envp, out[1], err[1], ep[1]);
+	}
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: %s: %s", argv[0],
+			 sb ? "clone into new namespaces" : "fork", strerror(errno));
+		goto fail;
+	}
+	close(out[1]);
+	close(err[1]);
+	close(ep[1]);
+	out[1] = err[1] = ep[1] = -1;
+	k = &st->kids[st->nkids++];
+	*k = (struct sp_child){.id = id,
+			       .pid = pid,
+			       .status_fd = stp[0],
+			       .cg = cg,
+			       .ep_fd = -1,
+			       .out_fd = -1,
+			       .err_fd = -1};
+	stp[0] = -1;
+	if (sb) {
+		close(sy[0]);
+		close(stp[1]);
+		sy[0] = stp[1] = -1;
+		/* Into its cgroups before it runs anything of the instance's: the init waits
+		 * for this byte. This is the only step of a start the spawner waits for. */
+		r = fl_cgroup_attach(id, &lim, pid, why, sizeof(why));
+		if (r == 0 && write(sy[1], "g", 1) != 1)
+			r = -errno;
+		if (r < 0) {
+			/* Reaped later like any failed start, without EXITED. */
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			k->failed = 1;
+			sp_record_write(st, pid);
+			snprintf(msg, sizeof(msg), "sandbox: %s", why);
+			sp_close_pair(out);
+			sp_close_pair(err);
+			sp_close_pair(ep);
+			sp_close_pair(sy);
+			sp_close_pair(stp);
+			sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
+			return;
+		}
+		close(sy[1]);
+		sy[1] = -1;
+	}
+	sp_record_write(st, pid);
+	/* The outcome is reported when the exec-report pipe has spoken (sp_start_report):
+	 * the main loop polls it with everything else. */
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
+	if (k->status_fd >= 0)
+		fcntl(k->status_fd, F_SETFL, O_NONBLOCK);
+	k->ep_fd = ep[0];
+	k->out_fd = out[0];
+	k->err_fd = err[0];
+	k->argv0 = fl_xstrdup(argv[0]);
+	k->cwd = cwd ? fl_xstrdup(cwd) : NULL;
+	ep[0] = out[0] = err[0] = -1;
+	return;
+fail:
+	if (cg)
+		sp_cg_remove(st, id);
+	sp_close_pair(out);
+	sp_close_pair(err);
+	sp_close_pair(ep);
+	sp_close_pair(sy);
+	sp_close_pair(stp);
+	sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
+}
+
+/* Checks and unpacks a SPAWN request; malformed ones are logged and dropped. */
+static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p, size_t len)
+{
+	size_t want, nstr = 0, i, j;
+	char **argv = NULL, **envp = NULL;
+	struct fl_sandbox sb, *sbp = NULL;
+	struct sp_sbwire w = {0};
+	const char *secrets[FL_SANDBOX_MAX_SECRETS + 1];
+	const char *cwd = NULL;
+	char *s;
+
+	if (h->flags & SP_HAS_SANDBOX) {
+		if (len < sizeof(w)) {
+			fl_warn("spawner",
+				"ignoring a spawn request for id %llu without its sandbox",
+				(unsigned long long)h->id);
+			return;
+		}
+		memcpy(&w, p, sizeof(w));
+		p += sizeof(w);
+		len -= sizeof(w);
+		if (w.nsecrets > FL_SANDBOX_MAX_SECRETS) {
+			fl_warn("spawner", "ignoring a spawn request for id %llu with %u secrets",
+				(unsigned long long)h->id, w.nsecrets);
+			return;
+		}
+	}
+	s = p;
+	for (i = 0; i < len; i++)
+		if (p[i] == '\0')
+			nstr++;
+	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0) +
+	       ((h->flags & SP_HAS_SANDBOX) ? 4 + (size_t)w.nsecrets : 0);
+	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
+		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
+			(unsigned long long)h->id);
+		return;
+	}
+	argv = calloc((size_t)h->argc + 1, sizeof(char *));
+	envp = calloc((size_t)h->envc + 1, sizeof(char *));
+	if (argv == NULL || envp == NULL) {
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: out of memory", -1, -1);
+		goto out;
+	}
+	if (h->flags & SP_HAS_CWD) {
+		cwd = s;
+		s += strlen(s) + 1;
+	}
+	for (j = 0; j < h->argc; j++, s += strlen(s) + 1)
+		argv[j] = s;
+	for (j = 0; j < h->envc; j++, s += strlen(s) + 1)
+		envp[j] = s;
+	if (h->flags & SP_HAS_SANDBOX) {
+		sb = (struct fl_sandbox){.name = s,
+					 .uid = w.uid,
+					 .gid = w.gid,
+					 .memory = w.memory,
+					 .cpu_millis = w.cpu_millis,
+					 .pids = w.pids,
+					 .writable_cwd = w.writable_cwd != 0};
+		s += strlen(s) + 1;
+		sb.hide = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		sb.rootfs = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		sb.code = s[0] ? s : NULL;
+		s += strlen(s) + 1;
+		for (j = 0; j < w.nsecrets; j++, s += strlen(s) + 1)
+			secrets[j] = s;
+		secrets[j] = NULL;
+		sb.secrets = w.nsecrets ? secrets : NULL;
+		sbp = &sb;
+	}
+	if (argv[0][0] == '\0')
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: the command is empty", -1, -1);
+	else if (sbp && (sb.uid == 0 || sb.gid == 0))
+		sp_queue(st, SP_FAILED, h->id, 0, 0, "sandbox: refusing to run as uid or gid 0", -1,
+			 -1);
+	else
+		sp_spawn(st, h->id, cwd, argv, envp, sbp);
+out:
+	free(argv);
+	free(envp);
+}
+
+static size_t sp_npending(const struct sp_state *st)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->nkids; i++)
+		n += st->kids[i].ep_fd >= 0;
+	return n;
+}
+
+/* Starts queued requests, in order, while there is room. */
+static void sp_run_queue(struct sp_state *st)
+{
+	while (st->qhead && sp_npending(st) < st->max_pending) {
+		struct sp_req *q = st->qhead;
+		struct sp_hdr h;
+
+		st->qhead = q->next;
+		if (st->qhead == NULL)
+			st->qtail = &st->qhead;
+		memcpy(&h, q->data, sizeof(h));
+		sp_handle_spawn(st, &h, q->data + sizeof(h), q->len - sizeof(h));
+		free(q);
+	}
+}
+
+static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
+{
+	struct sp_hdr h;
+	ssize_t k;
+
+	if (n < sizeof(h)) {
+		fl_warn("spawner", "ignoring a %zu-byte message, shorter than a header", n);
+		return;
+	}
+	memcpy(&h, buf, sizeof(h));
+	switch (h.type) {
+	case SP_SPAWN:
+		if (st->qhead || sp_npending(st) >= st->max_pending) {
+			struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
+			q->next = NULL;
+			q->len = n;
+			memcpy(q->data, buf, n);
+			*st->qtail = q;
+			st->qtail = &q->next;
+			break;
+		}
+		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h));
+		break;
+	case SP_SIGNAL:
+		k = sp_find(st, h.id);
+		if (h.value < 0 || h.value >= NSIG)
+			fl_warn("spawner", "ignoring signal %d for id %llu: not a signal", h.value,
+				(unsigned long long)h.id);
+		else if (k >= 0 && kill(-st->kids[k].pid, h.value) < 0)
+			fl_warn("spawner", "cannot signal process group %d: %s",
+				(int)st->kids[k].pid, strerror(errno));
+		break;
+	case SP_STOP:
+		sp_shutdown(st, h.value < 0 ? 0 : (unsigned)h.value);
+	default:
+		fl_warn("spawner", "ignoring a message of unknown type %u", h.type);
+	}
+}
+
+static void sp_handle_requests(struct sp_state *st)
+{
+	static char buf[SP_MAX_MSG];
+
+	for (;;) {
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n = recvmsg(st->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* ECONNRESET: the daemon closed with events unread, an EOF too. */
+			if (errno != ECONNRESET)
+				fl_error("spawner", "reading requests: %s", strerror(errno));
+			sp_shutdown(st, SP_EOF_GRACE_MS);
+		}
+		if (n == 0) {
+			/* EOF, unless it was an empty datagram and the daemon is still there. */
+			struct pollfd p = {st->sock, POLLRDHUP, 0};
+			if (poll(&p, 1, 0) != 0)
+				sp_shutdown(st, SP_EOF_GRACE_MS);
+			fl_warn("spawner", "ignoring an empty message");
+			continue;
+		}
+		if (mh.msg_flags & MSG_TRUNC) {
+			fl_warn("spawner", "ignoring a message longer than %d bytes", SP_MAX_MSG);
+			continue;
+		}
+		sp_dispatch(st, buf, (size_t)n);
+	}
+}
+
+/* Leaves the spawner with 0, 1, 2 (the daemon's, or /dev/null) and the socket at fd 3:
+ * nothing else the daemon had open may leak into instances or be held open by us. */
+static int sp_tidy_fds(int sock)
+{
+	int fd;
+
+	if (sock != 3) {
+		if (dup3(sock, 3, O_CLOEXEC) < 0)
+			return -1;
+		close(sock);
+		sock = 3;
+	}
+	for (fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return -1;
+	if (close_range(4, ~0U, 0) < 0) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *de;
+		if (d == NULL)
+			return -1;
+		while ((de = readdir(d)) != NULL) {
+			fd = atoi(de->d_name);
+			if (fd > 3 && fd != dirfd(d))
+				close(fd);
+		}
+		closedir(d);
+	}
+	return sock;
+}
+
+__attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const char *run_dir)
+{
+	struct sp_state st = {
+	    .sock = -1, .sigfd = -1, .parent = parent, .run_dir = run_dir, .self_pidfd = -1};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	sigset_t set;
+
+	st.tail = &st.head;
+	st.qtail = &st.qhead;
+	st.max_pending = (size_t)(ncpu > 0 ? ncpu : 1) * SP_PENDING_PER_CPU;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* SIGCHLD ignored would make the kernel reap instances behind our back. The
+	 * terminal's ^C goes to the whole foreground group: the daemon decides when we end. */
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+		_exit(0);
+	prctl(PR_SET_NAME, "flint-spawner");
+	st.sock = sp_tidy_fds(sock);
+	if (st.sock < 0) {
+		fl_error("spawner", "cannot set up descriptors: %s", strerror(errno));
+		_exit(1);
+	}
+	st.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (st.sigfd < 0) {
+		fl_error("spawner", "signalfd: %s", strerror(errno));
+		_exit(1);
+	}
+	/* Sandboxed children cannot use getppid() (the spawner is outside their PID
+	 * namespace): they poll this descriptor instead. */
+	st.self_pidfd = pidfd_open(getpid(), 0);
+	if (st.self_pidfd >= 0)
+		fcntl(st.self_pidfd, F_SETFD, FD_CLOEXEC);
+	for (;;) {
+		struct pollfd *p;
+		size_t np = 2, i;
+
+		if (st.cappfd < st.nkids + 2) {
+			free(st.pfd);
+			st.cappfd = st.capkids + 2;
+			st.pfd = fl_xmalloc(st.cappfd * sizeof(*st.pfd));
+		}
+		p = st.pfd;
+		p[0] = (struct pollfd){st.sock, (short)(POLLIN | (st.head ? POLLOUT : 0)), 0};
+		p[1] = (struct pollfd){st.sigfd, POLLIN, 0};
+		for (i = 0; i < st.nkids; i++)
+			if (st.kids[i].ep_fd >= 0)
+				p[np++] = (struct pollfd){st.kids[i].ep_fd, POLLIN, 0};
+		if (st.ncgp > 0)
+			sp_cg_retry(&st);
+		if (poll(p, np, st.ncgp > 0 ? SP_CG_RETRY_MS : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fl_error("spawner", "poll: %s", strerror(errno));
+			sp_shutdown(&st, SP_EOF_GRACE_MS);
+		}
+		/* Reports before reaping and requests: nothing below moves or adds a kid
+		 * before every ready report has been read. */
+		for (i = 2; i < np; i++) {
+			struct sp_child *k;
+			if (p[i].revents == 0 || (k = sp_find_ep(&st, p[i].fd)) == NULL)
+				continue;
+			sp_start_report(&st, k, 0);
+		}
+		if (p[1].revents & POLLIN) {
+			if (sp_drain_signals(&st))
+				sp_shutdown(&st, SP_EOF_GRACE_MS);
+			sp_reap(&st, 1);
+		}
+		sp_run_queue(&st);
+		if (p[0].revents & POLLOUT)
+			sp_flush(&st);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			sp_handle_requests(&st);
+	}
+}
