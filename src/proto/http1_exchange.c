@@ -427,6 +427,12 @@ static void up_on_eof(void *o, int err)
 	snprintf(msg, sizeof(msg), "instance i-%llu of %s %s before it answered (%s)",
 		 (unsigned long long)x->inst->id, x->fn->name,
 		 err == UV_EOF ? "closed the connection" : "failed", uv_strerror(err));
+	if (!x->rhead_sent) {
+		/* It cut a request it had taken: it is dying (or broken), so no new
+		 * request goes to it while the control thread replaces it. */
+		atomic_store(&x->inst->gone, 1);
+		atomic_store(&x->inst->failed, 1);
+	}
 	fl_http1__fail_upstream(c, 502, msg);
 }
 

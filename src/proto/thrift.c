@@ -315,6 +315,10 @@ static void up_eof_(tcall *k, int err)
 		call_dispatch(k);
 		return;
 	}
+	/* An instance that cuts a call is dying (or broken): no new call goes to it
+	 * while the control thread replaces it. */
+	atomic_store(&k->inst->gone, 1);
+	atomic_store(&k->inst->failed, 1);
 	/* Documented choice: a call cut by the instance gets an INTERNAL_ERROR
 	 * exception (the client learns it failed and why), not a dropped connection. */
 	call_fail(k, 6, "instance i-%llu of %s %s during the call (%s)",
