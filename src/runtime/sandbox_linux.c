@@ -385,6 +385,10 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 	 * descendants. */
 	if (mount("proc", SB_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		sb_die(ep, "mount proc on", "/proc");
+	/* Parents of the working directory closed to others are covered first, so
+	 * that the data directory's cover (below) is not itself covered by one. */
+	if (bind)
+		sb_open_ancestors(bind, ep);
 	if (sb->hide && sb->hide[0] == '/') {
 		snprintf(path, sizeof(path), "%s%s", SB_ROOT, sb->hide);
 		/* Under /tmp it is already gone with the host's /tmp. */
@@ -396,7 +400,6 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 		}
 	}
 	if (bind) {
-		sb_open_ancestors(bind, ep);
 		snprintf(path, sizeof(path), "%s%s", SB_ROOT, bind);
 		if (sb_mkdirs(path) < 0)
 			sb_die(ep, "create the mount point of", bind);

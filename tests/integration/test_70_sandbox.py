@@ -395,3 +395,35 @@ def test_cgroups_of_a_killed_daemon_are_removed_at_next_start(fresh_flint):
         with open(os.path.join(g, "cgroup.procs")) as fp:
             pids = fp.read().split()
         assert str(inst["pid"]) not in pids and str(inst2["pid"]) in pids, (g, pids)
+
+
+def test_closed_parent_directory(tmp_path):
+    """A checkout (and data directory) under a directory closed to others, as
+    /root is: the function still reaches its code, and still cannot see the
+    data directory."""
+    import shutil
+    import tempfile
+
+    from conftest import Flint
+
+    closed = tempfile.mkdtemp(prefix="flint-closed-", dir="/var/tmp")  # mode 0700
+    assert os.stat(closed).st_mode & 0o777 == 0o700
+    f = Flint(os.path.join(closed, "f"))
+    try:
+        f.start()
+        deploy_probe(f, "closedp")
+        me = get(f, "closedp", "/whoami")
+        assert me["uid"] >= 60000 and me["cwd"].startswith(closed)
+        r = get(f, "closedp", "/io", params={"path": str(f.data / "token"), "mode": "r"})
+        assert r["result"] in ("ENOENT", "EACCES"), r
+        # A command-only function whose workdir lies there runs too.
+        app = os.path.join(closed, "app")
+        os.mkdir(app)
+        with open(os.path.join(app, "probe.py"), "w") as fh:
+            fh.write(PROBE)
+        f.cli_ok("deploy", "--name", "closedcmd", "--workdir", app, "--", PY, "probe.py")
+        f.track()
+        assert get(f, "closedcmd", "/whoami")["cwd"] == app
+    finally:
+        f.close()
+        shutil.rmtree(closed, ignore_errors=True)
