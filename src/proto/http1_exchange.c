@@ -328,6 +328,13 @@ static void up_on_data(void *o, const char *p, size_t n)
 	}
 	if (c->closing)
 		return;
+	if (x->resp_done && x->inst) {
+		/* The instance is free before its answer reaches the client: a client
+		 * that sends its next request at once must find the room there. */
+		fl_http1__account(x, x->status);
+		fl_dispatch_release(x->fn, x->inst);
+		x->inst = NULL;
+	}
 	out_flush(c);
 	if (x->client_gone) {
 		fl_http1__conn_close(c);
