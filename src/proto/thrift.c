@@ -257,6 +257,11 @@ static void up_data(void *o, const char *p, size_t n)
 	/* The reply goes back byte for byte; it is read only to count outcomes. */
 	if (fl_tw_parse((const uint8_t *)k->reply.p, (size_t)size, &rm, &why) == 0 && rm.type == 3)
 		outcome = 1;
+	/* The instance is free before its reply reaches the client, whose next
+	 * call must find the room there. */
+	call_account(k, outcome);
+	fl_dispatch_release(k->fn, k->inst);
+	k->inst = NULL;
 	if (k->unwrap) {
 		/* A framed reply to an unwrapped TTHeader call: the client gets it back in
 		 * TTHeader with its own flags, seqid, protocol and payload form. */
@@ -285,7 +290,6 @@ static void up_data(void *o, const char *p, size_t n)
 		if (fl_gw__write(t->tcp, &b, 1) < 0)
 			t->closing = 1;
 	}
-	call_account(k, outcome);
 	call_end(k, (size_t)size == k->reply.len);
 	settle(t);
 }
