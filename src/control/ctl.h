@@ -42,6 +42,7 @@ typedef struct ctl_inst {
 	fl_inst *pub; /* what the gateway sees, while ready */
 	int stale;
 	int reserved;
+	int failed_stop; /* being replaced because the gateway saw it fail */
 	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
 								       the function */
 } ctl_inst;

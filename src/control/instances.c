@@ -741,7 +741,10 @@ static void on_exited(fl_ctl *ctl, ctl_inst *in, int status)
 		snprintf(why, sizeof(why), "instance i-%llu exited with %s before it was ready",
 			 (unsigned long long)in->id, st);
 		start_failed(ctl, in, why);
-	} else if (in->state == I_READY) {
+	} else if (in->state == I_READY ||
+		   (in->failed_stop && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))) {
+		/* Also an instance being replaced because it failed, when it ended on
+		 * its own (killed by the kernel, crashed) rather than by our SIGTERM. */
 		describe_status(status, st, sizeof(st));
 		ctl_event(fn, "instance i-%llu exited unexpectedly with %s",
 			  (unsigned long long)in->id, st);
@@ -838,9 +841,14 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		     fl_now_ns() - i->ready_ns > fn->spec->timeout_ms * 1000000ull * 4))
 			inst_stop(ctl, i);
 		if (i->state == I_READY && i->pub && atomic_load(&i->pub->failed)) {
-			/* The gateway saw it refuse connections: replace it. */
-			ctl_event(fn, "instance i-%llu refused connections; replacing it",
-				  (unsigned long long)i->id);
+			/* The gateway saw it refuse a connection or cut a request: it is
+			 * dying or broken. Replace it; its exit, when it comes, still says
+			 * why (on_exited). */
+			ctl_event(
+			    fn,
+			    "instance i-%llu failed a request (refused or cut it); replacing it",
+			    (unsigned long long)i->id);
+			i->failed_stop = 1;
 			inst_stop(ctl, i);
 			continue;
 		}
