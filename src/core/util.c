@@ -180,6 +180,36 @@ void fl_random_hex(char *out, size_t nbytes)
 	out[2 * nbytes] = '\0';
 }
 
+void fl_request_id(const char *given, size_t len, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (given && len > 0 && len < outlen) {
+		for (i = 0; i < len; i++) {
+			char ch = given[i];
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+			      ch == ':'))
+				break;
+		}
+		if (i == len) {
+			memcpy(out, given, len);
+			out[len] = '\0';
+			return;
+		}
+	}
+	fl_random_hex(out, 8);
+}
+
+void fl_ascii_lower(char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			s[i] = (char)(s[i] - 'A' + 'a');
+}
+
 int fl_valid_name(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;

@@ -34,6 +34,14 @@ uint64_t fl_random_u64(void);
 /* Cryptographic randomness (getrandom); returns 0 or -errno. */
 int fl_random_bytes(void *out, size_t n);
 
+/* The request id of a request: the client's (given, len; may be NULL) when it
+ * is 1 to outlen-1 characters of [A-Za-z0-9._:-], else 16 random hex digits.
+ * Writes a NUL-terminated id into out (outlen >= 17). */
+void fl_request_id(const char *given, size_t len, char *out, size_t outlen);
+
+/* Lower-cases ASCII letters of s[0..n) in place (Host names, HTTP/2 fields). */
+void fl_ascii_lower(char *s, size_t n);
+
 /* Checks a function name: 1-63 chars of [a-z0-9-], starting with a letter or
  * digit and not ending with '-' (a DNS label, so Host routing works). */
 int fl_valid_name(const char *s);

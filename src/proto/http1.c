@@ -355,24 +355,10 @@ static size_t parse_req(gw_conn *c, const char *p, size_t n)
 
 void fl_http1__set_request_id(exch *x)
 {
-	size_t vl, i;
+	size_t vl = 0;
 	const char *v = rh(x, RH_REQID, &vl);
 
-	if (v && vl > 0 && vl < sizeof(x->id)) {
-		for (i = 0; i < vl; i++) {
-			char ch = v[i];
-			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
-			      ch == ':'))
-				break;
-		}
-		if (i == vl) {
-			memcpy(x->id, v, vl);
-			x->id[vl] = '\0';
-			return;
-		}
-	}
-	fl_random_hex(x->id, 8);
+	fl_request_id(v, vl, x->id, sizeof(x->id));
 }
 
 /* `Upgrade: h2c` on a request without a body: answer 101 and hand the
@@ -405,13 +391,12 @@ static int try_h2c_upgrade(gw_conn *c)
 		f[n++] = (struct fl_h2_field){":authority", host, 10, hl};
 	for (i = 0; i < x->nh && i < GW_MAX_HEADERS; i++) {
 		const char *nm = fl_http1__xs(&x->in, x->h[i].no);
-		size_t nl = x->h[i].nl, k;
+		size_t nl = x->h[i].nl;
 		if (nl >= sizeof(lower[0]) || fl_http1__hop_by_hop(nm, nl) ||
 		    fl_strncaseeq(nm, nl, "host") || fl_strncaseeq(nm, nl, "http2-settings"))
 			continue;
-		for (k = 0; k < nl; k++)
-			lower[i][k] =
-			    (char)(nm[k] >= 'A' && nm[k] <= 'Z' ? nm[k] - 'A' + 'a' : nm[k]);
+		memcpy(lower[i], nm, nl);
+		fl_ascii_lower(lower[i], nl);
 		f[n++] = (struct fl_h2_field){lower[i], fl_http1__xs(&x->in, x->h[i].vo), nl,
 					      x->h[i].vl};
 	}
@@ -469,11 +454,7 @@ static void start_request(gw_conn *c)
 	}
 	{
 		/* Host names are case-insensitive; the name lies in our own buffer. */
-		char *nm = (char *)x->route.name;
-		size_t i;
-		for (i = 0; i < x->route.name_len; i++)
-			if (nm[i] >= 'A' && nm[i] <= 'Z')
-				nm[i] = (char)(nm[i] - 'A' + 'a');
+		fl_ascii_lower((char *)x->route.name, x->route.name_len);
 	}
 	x->sref = fl_gw__snap_use(c->gw);
 	atomic_fetch_add(&c->gw->active, 1);

@@ -526,29 +526,14 @@ static int parse_grpc_timeout(const char *v, size_t n, uint64_t *ms)
 static void st_request_id(h2s *st)
 {
 	int i;
-	size_t k;
 
-	for (i = 0; i < st->nh; i++) {
-		const char *v = fl_h2__hs(&st->hb, st->hd[i].vo);
-		size_t vl = st->hd[i].vl;
-		if (!fl_strncaseeq(fl_h2__hs(&st->hb, st->hd[i].no), st->hd[i].nl,
-				   "x-flint-request-id"))
-			continue;
-		if (vl == 0 || vl >= sizeof(st->id_hex))
-			break;
-		for (k = 0; k < vl; k++) {
-			char ch = v[k];
-			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
-			      ch == ':'))
-				break;
+	for (i = 0; i < st->nh; i++)
+		if (fl_strncaseeq(fl_h2__hs(&st->hb, st->hd[i].no), st->hd[i].nl,
+				  "x-flint-request-id")) {
+			fl_request_id(fl_h2__hs(&st->hb, st->hd[i].vo), st->hd[i].vl, st->id_hex,
+				      sizeof(st->id_hex));
+			return;
 		}
-		if (k < vl)
-			break;
-		memcpy(st->id_hex, v, vl);
-		st->id_hex[vl] = '\0';
-		return;
-	}
 	fl_random_hex(st->id_hex, 8);
 }
 
@@ -591,12 +576,11 @@ static void st_start(h2s *st)
 	} else {
 		fl_route_request(path, pl, auth, al, gw->opts->domain, &st->route);
 		if (st->route.kind == FL_ROUTE_FUNCTION) {
-			char *nm = fl_xstrndup(st->route.name, st->route.name_len), *p;
-			for (p = nm; *p; p++)
-				if (*p >= 'A' && *p <= 'Z')
-					*p = (char)(*p - 'A' + 'a');
-			fn = fl_snapshot_find(st->sref->snap, nm, strlen(nm));
-			free(nm);
+			/* Router names are at most 63 characters (a DNS label). */
+			char nm[64];
+			memcpy(nm, st->route.name, st->route.name_len);
+			fl_ascii_lower(nm, st->route.name_len);
+			fn = fl_snapshot_find(st->sref->snap, nm, st->route.name_len);
 			if (fn) {
 				fl_buf b = FL_BUF_INIT;
 				if (st->route.target_slash)

@@ -424,9 +424,39 @@ static void test_clocks(void **state)
 	assert_true(fl_wall_ms() > 1577836800000ull);
 }
 
+static void test_request_id(void **state)
+{
+	char id[72], id2[72];
+
+	(void)state;
+	fl_request_id("abc-1.2:x_Y", 11, id, sizeof(id));
+	assert_string_equal(id, "abc-1.2:x_Y");
+	fl_request_id("bad id", 6, id, sizeof(id)); /* a space: a new one */
+	assert_int_equal(strlen(id), 16);
+	fl_request_id(NULL, 0, id2, sizeof(id2));
+	assert_int_equal(strlen(id2), 16);
+	assert_string_not_equal(id, id2);
+	fl_request_id("0123456789abcdef0123", 20, id, 17); /* too long for out */
+	assert_int_equal(strlen(id), 16);
+	assert_string_not_equal(id, "0123456789abcdef");
+}
+
+static void test_ascii_lower(void **state)
+{
+	char s[] = "Hello-WORLD.9Z";
+
+	(void)state;
+	fl_ascii_lower(s, 5);
+	assert_string_equal(s, "hello-WORLD.9Z");
+	fl_ascii_lower(s, strlen(s));
+	assert_string_equal(s, "hello-world.9z");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_request_id),
+	    cmocka_unit_test(test_ascii_lower),
 	    cmocka_unit_test(test_parse_duration),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_format_duration_round_trip),
