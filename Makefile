@@ -38,7 +38,7 @@ DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/publish.o control/autoscaler.o \
             control/logstore.o control/probe.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o control/image.o runtime/spawner.o runtime/spawner_proc.o runtime/sandbox_linux.o runtime/cgroup.o \
-            runtime/seccomp.o obs/metrics.o
+            runtime/seccomp.o runtime/netns.o obs/metrics.o
 EVENTS_OBJ := events/async.o events/async_worker.o events/async_gw.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
             events/trigger_redis.o events/trigger_nats.o
 CLI_OBJ  := cli/client.o cli/cmd_deploy.o cli/cmd_misc.o cli/cmd_logs.o cli/cmd_invoke.o cli/cmd_requests.o cli/cmd_new.o cli/cmd_versions.o cli/cmd_secret.o cli/cmd_top.o

@@ -43,6 +43,7 @@ typedef struct ctl_inst {
 	int stale;
 	int reserved;
 	int failed_stop; /* being replaced because the gateway saw it fail */
+	int netns;	 /* its network namespace (a reference of its own), or -1: host's */
 	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
 								       the function */
 } ctl_inst;
@@ -82,6 +83,8 @@ struct ctl_fn {
 	} split[8];
 	int nsplit;
 	int hidden; /* an older version run beside the current one: "NAME@vN" */
+	int netns;  /* network: isolated: the instances' network namespace (made at the first
+		       start, runtime/netns.h), else -1 */
 };
 
 struct ctl_msg {

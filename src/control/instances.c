@@ -24,6 +24,7 @@
 #include "events/async.h"
 #include "gateway/gateway.h"
 #include "net/listen.h"
+#include "runtime/netns.h"
 #include "runtime/sandbox_linux.h"
 
 #include <limits.h>
@@ -191,6 +192,8 @@ static void inst_maybe_free(ctl_inst *in)
 		atomic_store(&in->pub->gone, 1);
 		fl_inst_unref(in->pub);
 	}
+	if (in->netns >= 0)
+		close(in->netns);
 	free(in);
 	fn_maybe_free(ctl, fn);
 }
@@ -296,6 +299,8 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	atomic_fetch_add(&fn->stats->cold_starts, 1);
 	in->pub = fl_inst_new(in->id, in->port, fn->spec->concurrency);
 	in->pub->reserved = in->reserved;
+	if (in->netns >= 0)
+		in->pub->netns = fcntl(in->netns, F_DUPFD_CLOEXEC, 0);
 	fn->failures = 0;
 	fn->reason[0] = '\0';
 	fn->state = F_READY;
@@ -350,7 +355,7 @@ static void live_now(uv_timer_t *t)
 
 	if (in->state != I_READY || in->exited || in->probe)
 		return;
-	if (fl_probe_start(ctl->loop, in->port, sp->health_type, sp->health_path,
+	if (fl_probe_start(ctl->loop, in->netns, in->port, sp->health_type, sp->health_path,
 			   sp->liveness_timeout_ms, live_done, in, &in->probe) < 0)
 		live_done(in, 0);
 }
@@ -388,7 +393,7 @@ static void probe_now(uv_timer_t *t)
 	/* A check that hangs (an instance that accepts but does not answer yet) must not
 	 * outlast the start deadline, which only this function enforces. */
 	left = in->fn->spec->startup_timeout_ms - (fl_now_ns() - in->spawn_ns) / 1000000;
-	if (fl_probe_start(ctl->loop, in->port, in->fn->spec->health_type,
+	if (fl_probe_start(ctl->loop, in->netns, in->port, in->fn->spec->health_type,
 			   in->fn->spec->health_path, left ? left : 1, probe_done, in,
 			   &in->probe) < 0)
 		probe_schedule(in);
@@ -536,6 +541,7 @@ static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
 	uv_timer_init(ctl->loop, &in->timer);
 	in->timer.data = in;
 	in->handles = 1;
+	in->netns = -1;
 	fl_list_insert_tail(&fn->insts, &in->link);
 	return in;
 }
@@ -560,12 +566,31 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 		ctl_event(fn, "%s", fn->reason);
 		return;
 	}
+
 	in = inst_new(ctl, fn);
 	in->reserved = reserved;
 	in->port = port;
 	in->state = I_STARTING;
 	in->spawn_ns = fl_now_ns();
 	in->started_ms = fl_wall_ms();
+	/* One network namespace per function, made when its first instance starts and kept
+	 * while the function stays isolated; each instance holds its own reference. */
+	if (fn->spec->net_isolated && fn->netns < 0) {
+		r = fl_netns_create();
+		if (r < 0) {
+			char why[200];
+			snprintf(why, sizeof(why),
+				 "cannot create the function's network namespace: %s",
+				 strerror(-r));
+			in->exited = 1;
+			start_failed(ctl, in, why);
+			inst_maybe_free(in);
+			return;
+		}
+		fn->netns = r;
+	}
+	if (fn->spec->net_isolated)
+		in->netns = fcntl(fn->netns, F_DUPFD_CLOEXEC, 0);
 	/* The spec's command replaces the image's Entrypoint and Cmd (ctl_fn_apply made sure
 	 * there is one or the other). */
 	if (cmd == NULL && fn->image)
@@ -591,7 +616,8 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 					 .pids = fn->spec->pids,
 					 .hide = realpath(ctl->data_dir, hide),
 					 .rootfs = sb.rootfs,
-					 .code = sb.code};
+					 .code = sb.code,
+					 .netns = in->netns > 0 ? in->netns : 0};
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
@@ -963,6 +989,8 @@ void ctl_scale(fl_ctl *ctl, ctl_fn *fn)
 
 static void fn_free_now(ctl_fn *fn)
 {
+	if (fn->netns >= 0)
+		close(fn->netns);
 	fl_fnstats_unref(fn->stats);
 	fl_spec_free(fn->spec);
 	free(fn->spec_json);
@@ -1016,6 +1044,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		fn = fl_xcalloc(1, sizeof(*fn));
 		fn->name = fl_xstrdup(spec->name);
 		fn->stats = fl_fnstats_new();
+		fn->netns = -1;
 		fl_list_init(&fn->insts);
 		uv_timer_init(ctl->loop, &fn->backoff_timer);
 		fn->backoff_timer.data = fn;
@@ -1038,6 +1067,11 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		fn->failures = 0;
 		fn->reason[0] = '\0';
 		ctl_event(fn, "updated to version %llu", (unsigned long long)version);
+	}
+	/* Instances of the old version keep their own reference to the namespace. */
+	if (!spec->net_isolated && fn->netns >= 0) {
+		close(fn->netns);
+		fn->netns = -1;
 	}
 	fn->spec = spec;
 	fn->spec_json = fl_xstrdup(spec_json);

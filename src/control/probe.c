@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "runtime/netns.h"
 
 struct fl_probe {
 	uv_tcp_t tcp;
@@ -202,7 +203,7 @@ static void on_connect(uv_connect_t *req, int status)
 	uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
 }
 
-int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const char *path,
+int fl_probe_start(uv_loop_t *loop, int netns, int port, enum fl_health_type type, const char *path,
 		   uint64_t timeout_ms, fl_probe_cb cb, void *ctx, fl_probe **out)
 {
 	fl_probe *p = calloc(1, sizeof(*p));
@@ -216,12 +217,13 @@ int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const ch
 	p->cb = cb;
 	p->ctx = ctx;
 	p->path = path ? strdup(path) : NULL;
-	uv_tcp_init(loop, &p->tcp);
+	r = fl_netns_tcp_init(loop, &p->tcp, netns);
 	p->tcp.data = p;
 	p->handles = 1;
 	p->creq.data = p;
 	uv_ip4_addr("127.0.0.1", port, &a);
-	r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&a, on_connect);
+	if (r == 0)
+		r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&a, on_connect);
 	if (r < 0) {
 		p->cancelled = 1;
 		p->done = 1;

@@ -13,12 +13,13 @@ typedef struct fl_probe fl_probe;
 /* Receives the outcome once: ok is 1 when the instance is ready. */
 typedef void (*fl_probe_cb)(void *ctx, int ok);
 
-/* Starts one check. path is the HTTP path (FL_HEALTH_HTTP; copied). timeout_ms > 0
+/* Starts one check. netns is the instance's network namespace (runtime/netns.h), -1 for
+ * the host's. path is the HTTP path (FL_HEALTH_HTTP; copied). timeout_ms > 0
  * makes a check without a verdict by then fail (0: no deadline; a refused or reset
  * connection fails at once either way). On success returns 0 and *out, and cb will be
  * called exactly once unless the probe is cancelled first. Returns -errno if it could
  * not start (cb is not called). */
-int fl_probe_start(uv_loop_t *loop, int port, enum fl_health_type type, const char *path,
+int fl_probe_start(uv_loop_t *loop, int netns, int port, enum fl_health_type type, const char *path,
 		   uint64_t timeout_ms, fl_probe_cb cb, void *ctx, fl_probe **out);
 
 /* Abandons a check under way: cb is not called; p is freed by the probe. */

@@ -23,9 +23,9 @@
 #define MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)
 
 static const char *const top_fields[] = {
-    "name",    "command", "protocol",	 "env",	   "workdir", "code",  "build",	   "scale",
-    "limits",  "health",  "queue",	 "grpc",   "sandbox", "async", "triggers", "thrift",
-    "secrets", "labels",  "annotations", "rootfs", "image",   NULL};
+    "name",    "command", "protocol",	 "env",	   "workdir", "code",	 "build",    "scale",
+    "limits",  "health",  "queue",	 "grpc",   "sandbox", "async",	 "triggers", "thrift",
+    "secrets", "labels",  "annotations", "rootfs", "image",   "network", NULL};
 static const char *const scale_fields[] = {"min",	   "max",      "concurrency", "target",
 					   "idle_timeout", "reserved", NULL};
 static const char *const limits_fields[] = {"timeout", "max_body", "memory", "cpu", "pids", NULL};
@@ -789,6 +789,21 @@ int fl_spec_parse(const json_t *j, fl_spec **out, char *err, size_t errlen)
 	}
 	if (v)
 		s->sandbox = json_is_true(v);
+	v = member(j, "network");
+	if (v && (!json_is_string(v) || (strcmp(json_string_value(v), "isolated") != 0 &&
+					 strcmp(json_string_value(v), "host") != 0))) {
+		rc = reject(&c, "network: must be \"host\" (the host's network, the default) or "
+				"\"isolated\" (a network of the function's own, reachable only "
+				"through flint)");
+		goto fail;
+	}
+	s->net_isolated = v && strcmp(json_string_value(v), "isolated") == 0;
+	/* Outside a sandbox the process keeps the privileges to leave any namespace. */
+	if (s->net_isolated && !s->sandbox) {
+		rc = reject(&c, "network: \"isolated\" needs \"sandbox\": true (an "
+				"unsandboxed process could leave the namespace)");
+		goto fail;
+	}
 	if ((rc = parse_secrets(&c, j, s)) < 0 ||
 	    (rc = parse_meta(&c, j, "labels", &s->labels)) < 0 ||
 	    (rc = parse_meta(&c, j, "annotations", &s->annotations)) < 0)
@@ -907,6 +922,7 @@ json_t *fl_spec_to_json(const fl_spec *s)
 			    json_pack("{s:I, s:o}", "max", (json_int_t)s->queue_max, "timeout",
 				      duration(s->queue_timeout_ms)));
 	json_object_set_new(j, "sandbox", json_boolean(s->sandbox));
+	json_object_set_new(j, "network", json_string(s->net_isolated ? "isolated" : "host"));
 	json_object_set_new(
 	    j, "async",
 	    json_pack("{s:I, s:o, s:o, s:o, s:I}", "retries", (json_int_t)s->async_retries,

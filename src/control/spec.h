@@ -42,6 +42,9 @@ typedef struct fl_spec {
 	uint32_t cpu_millis;	  /* limits.cpu: thousandths of a CPU per instance, 0 = no limit */
 	uint32_t pids;		  /* limits.pids: processes+threads per instance, 0 = no limit */
 	int sandbox;		  /* run instances sandboxed (default 1) */
+	int net_isolated;	  /* network: "isolated": the instances share a network namespace of
+				     the function's own, reachable only through flint (default
+				     "host": the host's network) */
 	enum fl_health_type health_type; /* default tcp */
 	char *health_path;		 /* FL_HEALTH_HTTP: path starting with '/' */
 	uint64_t startup_timeout_ms;	 /* ready within this or the start failed; default 30 s */

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -88,6 +89,7 @@ fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency)
 	i->id = id;
 	i->port = port;
 	i->concurrency = concurrency;
+	i->netns = -1;
 	i->addr.sin_family = AF_INET;
 	i->addr.sin_port = htons((uint16_t)port);
 	i->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -105,8 +107,11 @@ void fl_inst_ref(fl_inst *i)
 
 void fl_inst_unref(fl_inst *i)
 {
-	if (i && atomic_fetch_sub_explicit(&i->refs, 1, memory_order_acq_rel) == 1)
+	if (i && atomic_fetch_sub_explicit(&i->refs, 1, memory_order_acq_rel) == 1) {
+		if (i->netns >= 0)
+			close(i->netns);
 		free(i);
+	}
 }
 
 fl_snapshot *fl_snapshot_new(uint64_t gen)

@@ -108,12 +108,16 @@ typedef struct fl_inst {
 	atomic_int gone;
 	atomic_int failed; /* a gateway saw it refuse or reset: control checks */
 	int reserved;	   /* a reserved instance: the last choice */
+	int netns;	   /* its function's network namespace (`network: isolated`), a
+			      descriptor this object owns; -1: the host's */
 	atomic_uint_fast64_t overloaded_until_ms; /* it said it was overloaded: steer away */
 	fl_list idle[FL_MAX_THREADS];		  /* per gateway thread: idle upstream connections;
 						     each thread touches only its own slot */
 	fl_list h2[FL_MAX_THREADS];		  /* per gateway thread: HTTP/2 connections to it */
 } fl_inst;
 
+/* A new instance record (one reference) on the host's network; set netns (a descriptor it
+ * will own) for an isolated function. */
 fl_inst *fl_inst_new(uint64_t id, int port, uint32_t concurrency);
 void fl_inst_ref(fl_inst *i);
 /* Drops a reference; the last one frees it (its idle lists must be empty). */

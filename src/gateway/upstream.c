@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "gateway/gw.h"
+#include "runtime/netns.h"
 
 enum up_state { UP_CONNECTING, UP_BUSY, UP_IDLE, UP_CLOSING };
 
@@ -122,10 +123,12 @@ gw_up *fl_up_get(fl_gw *gw, fl_inst *inst, void *owner, const struct gw_up_ops *
 	u->state = UP_CONNECTING;
 	fl_list_init(&u->idle_link);
 	fl_list_insert_tail(&gw->ups, &u->link);
-	uv_tcp_init(&gw->loop, &u->tcp);
+	r = fl_netns_tcp_init(&gw->loop, &u->tcp, inst->netns);
 	u->tcp.data = u;
 	u->creq.data = u;
-	r = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr, up_connected);
+	if (r == 0)
+		r = uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr,
+				   up_connected);
 	if (r < 0) {
 		fl_list_remove(&u->link);
 		u->state = UP_CLOSING;

@@ -10,6 +10,7 @@
 #include "gateway/dispatcher.h"
 #include "gateway/gw.h"
 #include "proto/http2_int.h"
+#include "runtime/netns.h"
 
 static nghttp2_session_callbacks *cli_cbs;
 
@@ -259,11 +260,11 @@ h2_up *fl_h2__up_get(fl_gw *gw, fl_inst *inst)
 	}
 	fl_list_insert_tail(head, &u->link);
 	fl_list_insert_tail(&gw->h2ups, &u->all);
-	uv_tcp_init(&gw->loop, &u->tcp);
 	u->tcp.data = u;
 	u->creq.data = u;
-	if (uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr, up_connected) <
-	    0) {
+	if (fl_netns_tcp_init(&gw->loop, &u->tcp, inst->netns) < 0 ||
+	    uv_tcp_connect(&u->creq, &u->tcp, (const struct sockaddr *)&inst->addr, up_connected) <
+		0) {
 		fl_h2__up_close(u, "cannot connect");
 		return NULL;
 	}

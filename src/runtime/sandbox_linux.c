@@ -5,6 +5,7 @@
 #include "core/sha256.h"
 #include "core/util.h"
 #include "runtime/cgroup.h"
+#include "runtime/netns.h"
 #include "runtime/seccomp.h"
 
 #include <dirent.h>
@@ -61,6 +62,11 @@ void fl_sandbox_init(const char *data_dir)
 	fl_cgroup_init(tag, &reaped);
 	if (reaped)
 		fl_warn("sandbox", "removed %d instance cgroups left by an earlier run", reaped);
+	if (fl_netns_init() < 0)
+		fl_warn("sandbox",
+			"cannot open this process's network namespace (%s): functions "
+			"with \"network\": \"isolated\" cannot be reached",
+			strerror(errno));
 	if (fl_seccomp_prepare(err, sizeof(err)) < 0)
 		fl_error("sandbox", "%s; sandboxed instances cannot start", err);
 	/* Namespaces, other uids and mounts need root; say so once instead of per start. */
@@ -82,7 +88,8 @@ void fl_sandbox_describe(char *out, size_t outlen)
 	fl_cgroup_describe(what, sizeof(what));
 	snprintf(out, outlen,
 		 "namespaces (pid, mount, ipc, uts); read-only view of the host with a private "
-		 "/tmp, the data directory hidden; an unprivileged uid per function; no "
+		 "/tmp, the data directory hidden; an unprivileged uid per function; a network "
+		 "namespace of its own with \"network\": \"isolated\"; no "
 		 "capabilities; no_new_privs; seccomp filter; limits: %s "
 		 "(functions with \"sandbox\": false run as plain processes)",
 		 what);
@@ -504,6 +511,12 @@ __attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
 		;
 	if (c->sb->name && sethostname(c->sb->name, strlen(c->sb->name)) < 0)
 		sb_die(c->ep_w, "set the hostname", NULL);
+	if (c->sb->netns > 0) {
+		errno = -fl_netns_enter(c->sb->netns);
+		if (errno)
+			sb_die(c->ep_w, "join the function's network namespace", NULL);
+		close(c->sb->netns);
+	}
 	sb_mounts(c->sb, c->cwd, c->ep_w);
 	sb_drop(c->sb, c->ep_w);
 	/* Changing uid cleared the parent-death signal; arm it again, then make sure the

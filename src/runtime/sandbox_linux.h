@@ -50,6 +50,9 @@ struct fl_sandbox {
 	 * inside it, read-only (writable with writable_cwd). */
 	const char *rootfs;
 	const char *code;
+	/* The network namespace to join (`network: isolated`, runtime/netns.h): a descriptor,
+	 * or 0 (never a namespace: it is standard input) to stay on the host's network. */
+	int netns;
 };
 
 #define FL_SANDBOX_MAX_SECRETS 64

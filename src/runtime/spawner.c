@@ -81,12 +81,29 @@ int fl_spawner_fd(const fl_spawner *sp)
 
 /* Sends one request, waiting a bounded time for room: the spawner drains its socket
  * promptly, so a full socket for seconds means it is stuck. */
-static int sp_send(fl_spawner *sp, const void *buf, size_t len)
+static int sp_send(fl_spawner *sp, const void *buf, size_t len, int fd)
 {
 	uint64_t deadline = fl_now_ms() + SP_SEND_WAIT_MS;
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
+	if (fd >= 0) {
+		struct cmsghdr *c;
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
 	for (;;) {
-		ssize_t n = send(sp->fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n = sendmsg(sp->fd, &mh, MSG_NOSIGNAL);
 		struct pollfd p = {sp->fd, POLLOUT, 0};
 		uint64_t now;
 
@@ -175,7 +192,10 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 			SP_PUT(sb->secrets[i]);
 	}
 #undef SP_PUT
-	r = sp_send(sp, buf, len);
+	if (sb && sb->netns > 0)
+		h.flags |= SP_HAS_NETNS;
+	memcpy(buf, &h, sizeof(h));
+	r = sp_send(sp, buf, len, (h.flags & SP_HAS_NETNS) ? sb->netns : -1);
 	free(buf);
 	return r;
 }
@@ -186,7 +206,7 @@ int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig)
 
 	if (sig < 0 || sig >= NSIG)
 		return -EINVAL;
-	return sp_send(sp, &h, sizeof(h));
+	return sp_send(sp, &h, sizeof(h), -1);
 }
 
 /* Fills ev from one event message; returns 0, or -EINVAL when it is malformed. */
@@ -286,7 +306,7 @@ void fl_spawner_stop(fl_spawner *sp, unsigned grace_ms)
 	if (sp == NULL)
 		return;
 	/* If the request cannot be sent, EOF on the socket stops the spawner instead. */
-	if (sp_send(sp, &h, sizeof(h)) < 0) {
+	if (sp_send(sp, &h, sizeof(h), -1) < 0) {
 		close(sp->fd);
 		sp->fd = -1;
 	}

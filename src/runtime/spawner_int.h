@@ -8,6 +8,7 @@
 #define SP_MAX_MSG     65536 /* largest message either way, header included */
 #define SP_HAS_CWD     1u
 #define SP_HAS_SANDBOX 2u
+#define SP_HAS_NETNS   4u /* SPAWN: a network namespace descriptor comes with it */
 
 enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITED };
 
@@ -16,7 +17,7 @@ enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITE
  * argc arguments, then envc environment entries, then if SP_HAS_SANDBOX the function
  * name, the directory to hide, the root file system and the code directory, each
  * possibly empty, then nsecrets secret directories); FAILED by one NUL-terminated
- * sentence; STARTED carries two descriptors. */
+ * sentence; STARTED carries two descriptors, SPAWN with SP_HAS_NETNS one. */
 struct sp_hdr {
 	uint32_t type;
 	uint32_t argc;

@@ -73,6 +73,7 @@ struct sp_out {
 struct sp_req {
 	struct sp_req *next;
 	size_t len;
+	int fd;	     /* the network namespace that came with it, or -1 */
 	char data[]; /* the whole message, header included */
 };
 
@@ -710,8 +711,10 @@ fail:
 	sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
 }
 
-/* Checks and unpacks a SPAWN request; malformed ones are logged and dropped. */
-static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p, size_t len)
+/* Checks and unpacks a SPAWN request; malformed ones are logged and dropped. netns is the
+ * descriptor that came with it (or -1), closed here. */
+static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p, size_t len,
+			    int netns)
 {
 	size_t want, nstr = 0, i, j;
 	char **argv = NULL, **envp = NULL;
@@ -781,16 +784,22 @@ static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p
 			secrets[j] = s;
 		secrets[j] = NULL;
 		sb.secrets = w.nsecrets ? secrets : NULL;
+		sb.netns = netns > 0 ? netns : 0;
 		sbp = &sb;
 	}
 	if (argv[0][0] == '\0')
 		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: the command is empty", -1, -1);
+	else if ((h->flags & SP_HAS_NETNS) && (sbp == NULL || sb.netns == 0))
+		sp_queue(st, SP_FAILED, h->id, 0, 0,
+			 "sandbox: the network namespace did not arrive with the request", -1, -1);
 	else if (sbp && (sb.uid == 0 || sb.gid == 0))
 		sp_queue(st, SP_FAILED, h->id, 0, 0, "sandbox: refusing to run as uid or gid 0", -1,
 			 -1);
 	else
 		sp_spawn(st, h->id, cwd, argv, envp, sbp);
 out:
+	if (netns >= 0)
+		close(netns);
 	free(argv);
 	free(envp);
 }
@@ -815,33 +824,41 @@ static void sp_run_queue(struct sp_state *st)
 		if (st->qhead == NULL)
 			st->qtail = &st->qhead;
 		memcpy(&h, q->data, sizeof(h));
-		sp_handle_spawn(st, &h, q->data + sizeof(h), q->len - sizeof(h));
+		sp_handle_spawn(st, &h, q->data + sizeof(h), q->len - sizeof(h), q->fd);
 		free(q);
 	}
 }
 
-static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
+/* Acts on one request; fd is a descriptor that came with it (or -1), owned here. */
+static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 {
 	struct sp_hdr h;
 	ssize_t k;
 
 	if (n < sizeof(h)) {
 		fl_warn("spawner", "ignoring a %zu-byte message, shorter than a header", n);
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
 	memcpy(&h, buf, sizeof(h));
+	if (fd >= 0 && (h.type != SP_SPAWN || !(h.flags & SP_HAS_NETNS))) {
+		close(fd);
+		fd = -1;
+	}
 	switch (h.type) {
 	case SP_SPAWN:
 		if (st->qhead || sp_npending(st) >= st->max_pending) {
 			struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
 			q->next = NULL;
 			q->len = n;
+			q->fd = fd;
 			memcpy(q->data, buf, n);
 			*st->qtail = q;
 			st->qtail = &q->next;
 			break;
 		}
-		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h));
+		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h), fd);
 		break;
 	case SP_SIGNAL:
 		k = sp_find(st, h.id);
@@ -859,14 +876,45 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n)
 	}
 }
 
+/* The first descriptor a request carried, or -1; any others are closed. */
+static int sp_take_fds(struct msghdr *mh)
+{
+	struct cmsghdr *c;
+	int fd = -1;
+
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t i, nfd;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < nfd; i++) {
+			int x;
+			memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (fd < 0)
+				fd = x;
+			else
+				close(x);
+		}
+	}
+	return fd;
+}
+
 static void sp_handle_requests(struct sp_state *st)
 {
 	static char buf[SP_MAX_MSG];
 
 	for (;;) {
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+			struct cmsghdr align;
+		} cm;
 		struct iovec iov = {buf, sizeof(buf)};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cm.b,
+				    .msg_controllen = sizeof(cm.b)};
 		ssize_t n = recvmsg(st->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		int fd = n > 0 ? sp_take_fds(&mh) : -1;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -888,9 +936,11 @@ static void sp_handle_requests(struct sp_state *st)
 		}
 		if (mh.msg_flags & MSG_TRUNC) {
 			fl_warn("spawner", "ignoring a message longer than %d bytes", SP_MAX_MSG);
+			if (fd >= 0)
+				close(fd);
 			continue;
 		}
-		sp_dispatch(st, buf, (size_t)n);
+		sp_dispatch(st, buf, (size_t)n, fd);
 	}
 }
 

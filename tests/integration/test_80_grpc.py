@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -461,3 +462,30 @@ def test_slow_reader_bounded_memory(fresh_flint, pb):
         assert growth < 64, "flint grew by %.1f MiB for one slow stream" % growth
     finally:
         g.close()
+
+
+def test_isolated_greeter(fresh_flint, pb, tmp_path):
+    """network: isolated over HTTP/2: gRPC calls and the gRPC health check reach an instance
+    that lives in a network namespace of its own."""
+    f = fresh_flint
+    d = tmp_path / "greeter"
+    shutil.copytree(GREETER, d)
+    with open(d / "flint.yaml", "a") as y:
+        y.write("network: isolated\n")
+    f.cli_ok("deploy", d)
+    f.track()
+    assert f.function("grpc-greeter")["spec"]["network"] == "isolated"
+    g = Greeter(f, pb)
+    try:
+        assert g.stub.SayHello(g.req(name="inside"), timeout=COLD).message == "Hello, inside!"
+        msgs = [r.message for r in g.stub.SayHelloStream(g.req(name="s", count=3), timeout=COLD)]
+        assert msgs == ["Hello %d, s!" % i for i in range(3)]
+    finally:
+        g.close()
+    # Its port is not open on the host's loopback: only flint reaches it.
+    port = [i for i in f.instances("grpc-greeter") if i["state"] == "ready"][0]["port"]
+    s = socket.socket()
+    try:
+        assert s.connect_ex(("127.0.0.1", int(port))) != 0
+    finally:
+        s.close()

@@ -7,6 +7,7 @@
 
 #include "runtime/cgroup.c"
 #include "runtime/sandbox_linux.c"
+#include "runtime/netns.c"
 #include "runtime/seccomp.c"
 #include "runtime/spawner.c"
 #include "runtime/spawner_proc.c"

@@ -285,12 +285,21 @@ static void test_limits_and_sandbox(void **state)
 	assert_int_equal(s->memory, 0);
 	assert_int_equal(s->cpu_millis, 0);
 	assert_int_equal(s->pids, 0);
+	assert_int_equal(s->net_isolated, 0);
 	j = fl_spec_to_json(s);
 	assert_true(json_is_true(json_object_get(j, "sandbox")));
+	assert_string_equal(json_string_value(json_object_get(j, "network")), "host");
 	l = json_object_get(j, "limits");
 	assert_null(json_object_get(l, "memory"));
 	assert_null(json_object_get(l, "cpu"));
 	assert_null(json_object_get(l, "pids"));
+	json_decref(j);
+	fl_spec_free(s);
+
+	s = parse_ok("{\"name\": \"a\", \"command\": [\"x\"], \"network\": \"isolated\"}");
+	assert_int_equal(s->net_isolated, 1);
+	j = fl_spec_to_json(s);
+	assert_string_equal(json_string_value(json_object_get(j, "network")), "isolated");
 	json_decref(j);
 	fl_spec_free(s);
 
