@@ -197,9 +197,9 @@ static void sb_copy_secret(const struct fl_sandbox *sb, int fd, const char *dir,
 	DIR *d;
 
 	if (mkdir(dir, 0500) < 0 || chown(dir, sb->uid, sb->gid) < 0)
-		sb_die(ep, "create", dir + strlen(SB_ROOT));
+		sb_die(ep, "create", dir);
 	if ((d = fdopendir(fd)) == NULL)
-		sb_die(ep, "read a secret directory for", dir + strlen(SB_ROOT));
+		sb_die(ep, "read a secret directory for", dir);
 	while ((e = readdir(d)) != NULL) {
 		struct stat st;
 		int in, out;
@@ -212,12 +212,12 @@ static void sb_copy_secret(const struct fl_sandbox *sb, int fd, const char *dir,
 		in = openat(fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 		if (in < 0 || out < 0 || fchown(out, sb->uid, sb->gid) < 0 || fchmod(out, 0400) < 0)
-			sb_die(ep, "copy the secret file", path + strlen(SB_ROOT));
+			sb_die(ep, "copy the secret file", path);
 		while ((n = read(in, buf, sizeof(buf))) != 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 || fl_write_all(out, buf, (size_t)n) < 0)
-				sb_die(ep, "copy the secret file", path + strlen(SB_ROOT));
+				sb_die(ep, "copy the secret file", path);
 		}
 		explicit_bzero(buf, sizeof(buf));
 		close(in);
@@ -226,8 +226,9 @@ static void sb_copy_secret(const struct fl_sandbox *sb, int fd, const char *dir,
 	closedir(d);
 }
 
-/* Puts every secret into a fresh tmpfs on /run/secrets of the new root, then makes it
- * read-only. fds are the secret directories, opened before anything covered them. */
+/* Puts every secret into a fresh tmpfs on /run/secrets of the (already entered) new root,
+ * then makes it read-only. fds are the secret directories, opened before anything covered
+ * them. */
 static void sb_secrets(const struct fl_sandbox *sb, const int *fds, int n, int ep)
 {
 	char dir[PATH_MAX], opts[64];
@@ -237,15 +238,14 @@ static void sb_secrets(const struct fl_sandbox *sb, const int *fds, int n, int e
 	/* Room for each secret at its largest, plus the directories. */
 	snprintf(opts, sizeof(opts), "size=%llu,mode=0755",
 		 (unsigned long long)n * (1ULL << 20) + (64ULL << 10));
-	if (mount("tmpfs", SB_ROOT "/run/secrets", "tmpfs", fl, opts) < 0)
+	if (mount("tmpfs", "/run/secrets", "tmpfs", fl, opts) < 0)
 		sb_die(ep, "mount a tmpfs on", "/run/secrets");
 	for (i = 0; i < n; i++) {
 		const char *slash = strrchr(sb->secrets[i], '/');
-		snprintf(dir, sizeof(dir), "%s/run/secrets/%s", SB_ROOT,
-			 slash ? slash + 1 : sb->secrets[i]);
+		snprintf(dir, sizeof(dir), "/run/secrets/%s", slash ? slash + 1 : sb->secrets[i]);
 		sb_copy_secret(sb, fds[i], dir, ep);
 	}
-	if (mount(NULL, SB_ROOT "/run/secrets", NULL, MS_REMOUNT | MS_RDONLY | fl, NULL) < 0)
+	if (mount(NULL, "/run/secrets", NULL, MS_REMOUNT | MS_RDONLY | fl, NULL) < 0)
 		sb_die(ep, "make /run/secrets read-only", NULL);
 }
 
@@ -289,83 +289,129 @@ static void sb_own_root(int tree, int devtree, const char *bind, int nsec, int e
  * the host is closed to others (a checkout under /root, mode 0700): each such
  * parent is covered, in the new view, by an empty tmpfs open to all, in which
  * the rest of the path is then made. What else the parent held stays hidden,
- * which is what the sandbox wants anyway. */
+ * which is what the sandbox wants anyway (the data directory's cover included,
+ * when it lies below such a parent). Runs in the new root. */
 static void sb_open_ancestors(const char *dir, int ep)
 {
-	char path[PATH_MAX + 16];
-	size_t base = strlen(SB_ROOT), i;
+	char path[PATH_MAX];
 	struct stat st;
+	size_t i;
 
-	snprintf(path, sizeof(path), "%s%s", SB_ROOT, dir);
-	for (i = base + 1; path[i]; i++) {
+	snprintf(path, sizeof(path), "%s", dir);
+	for (i = 1; path[i]; i++) {
 		if (path[i] != '/')
 			continue;
 		path[i] = '\0';
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH) &&
 		    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") < 0)
-			sb_die(ep, "open a path to the working directory at", path + base);
+			sb_die(ep, "open a path to the working directory at", path);
 		path[i] = '/';
 	}
 }
 
-/* Builds the file system view and moves into it. cwd is a host path (or NULL); with a
- * root file system of the function's own, a path inside it, and sb->code is bound. */
-static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
+/* Fills e with a failed step. */
+static int sb_err(struct fl_sandbox_err *e, int step, const char *what, const char *path)
 {
-	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-					    (sb->rootfs ? MOUNT_ATTR_NODEV : 0)};
+	e->step = step;
+	e->err = errno;
+	snprintf(e->what, sizeof(e->what), "%s%s%.80s", what, path ? " " : "", path ? path : "");
+	return -1;
+}
+
+int fl_sandbox_prepare(const struct fl_sandbox *sb, const char *bind, struct fl_sandbox_fds *f,
+		       struct fl_sandbox_err *e)
+{
 	struct mount_attr cw = {.attr_set =
 				    MOUNT_ATTR_NOSUID | (sb->writable_cwd ? 0 : MOUNT_ATTR_RDONLY)};
-	struct mount_attr dev = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
-	/* The host directory bound back at its own path: the working directory, or with a
-	 * tree of the function's own, its uploaded code. */
-	const char *bind = sb->rootfs ? sb->code : cwd;
-	char path[PATH_MAX + 16], opts[64];
-	int tree, devtree = -1, cwdtree = -1, hidden = 0, secfd[FL_SANDBOX_MAX_SECRETS], nsec = 0;
+	int r = 0;
 
-	/* Nothing done here may propagate back to the host's mounts. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		sb_die(ep, "make the mounts private", NULL);
-	/* Secrets live in the data directory, which is about to be covered (and may lie in
-	 * /tmp, which the staging tmpfs covers): open them now. Their mount point must exist
-	 * in the host's tree before it is copied; an empty /run/secrets is all it takes. */
-	for (; sb->secrets && sb->secrets[nsec] && nsec < FL_SANDBOX_MAX_SECRETS; nsec++) {
-		secfd[nsec] =
-		    open(sb->secrets[nsec], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (secfd[nsec] < 0)
-			sb_die(ep, "open the secret", strrchr(sb->secrets[nsec], '/'));
+	memset(e, 0, sizeof(*e));
+	f->cwdtree = -1;
+	for (f->nsec = 0; sb->secrets && sb->secrets[f->nsec] && f->nsec < FL_SANDBOX_MAX_SECRETS;
+	     f->nsec++) {
+		f->secfd[f->nsec] =
+		    open(sb->secrets[f->nsec], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (f->secfd[f->nsec] < 0) {
+			r = sb_err(e, FL_SB_STEP_SANDBOX, "open the secret",
+				   strrchr(sb->secrets[f->nsec], '/'));
+			goto fail;
+		}
 	}
-	if (nsec && !sb->rootfs && sb_mkdirs("/run/secrets") < 0)
-		sb_die(ep, "create the mount point", "/run/secrets");
+	/* The mount point of /run/secrets must exist in the host's tree before it is copied;
+	 * an empty directory is all it takes. */
+	if (f->nsec && !sb->rootfs && sb_mkdirs("/run/secrets") < 0) {
+		r = sb_err(e, FL_SB_STEP_SANDBOX, "create the mount point", "/run/secrets");
+		goto fail;
+	}
 	if (bind && sb->writable_cwd) {
 		sb_chown_uid = sb->uid;
 		sb_chown_gid = sb->gid;
-		if (nftw(bind, sb_chown_one, 16, FTW_PHYS) != 0)
-			sb_die(ep, "give the build directory to the function's uid:", bind);
+		if (nftw(bind, sb_chown_one, 16, FTW_PHYS) != 0) {
+			r = sb_err(e, FL_SB_STEP_SANDBOX,
+				   "give the build directory to the function's uid:", bind);
+			goto fail;
+		}
 	}
-	/* Copies of the host's tree and of the working directory, taken before anything
-	 * covers them (the working directory may lie in the data directory or /tmp). */
-	tree = open_tree(AT_FDCWD, sb->rootfs ? sb->rootfs : "/",
+	if (bind) {
+		/* A copy taken before anything covers it (it may lie in the data directory or
+		 * /tmp). Without a tree of its own, it is the working directory: say chdir. */
+		f->cwdtree =
+		    open_tree(AT_FDCWD, bind, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (f->cwdtree < 0) {
+			r = sb->rootfs
+				? sb_err(e, FL_SB_STEP_SANDBOX, "open the code directory", bind)
+				: sb_err(e, FL_SB_STEP_CHDIR, "", NULL);
+			goto fail;
+		}
+		if (mount_setattr(f->cwdtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &cw, sizeof(cw)) <
+		    0) {
+			r = sb_err(e, FL_SB_STEP_SANDBOX,
+				   "set the attributes of the working directory", NULL);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	fl_sandbox_fds_close(f);
+	return r;
+}
+
+void fl_sandbox_fds_close(struct fl_sandbox_fds *f)
+{
+	int i;
+
+	if (f->cwdtree >= 0)
+		close(f->cwdtree);
+	f->cwdtree = -1;
+	for (i = 0; i < f->nsec; i++)
+		if (f->secfd[i] >= 0)
+			close(f->secfd[i]);
+	f->nsec = 0;
+}
+
+/* Builds the generic view and moves into it: the host's tree (or the function's own,
+ * rootfs) read-only, private /tmp and /dev/shm, a fresh /proc, the data directory hide
+ * covered by an empty tmpfs (still writable by root, so that mount points can be made in
+ * it; the instance's uid cannot). bind and nsec only shape the skeleton of a tree of the
+ * function's own. Returns 1 if hide was covered. */
+static int sb_view(const char *rootfs, const char *hide, const char *bind, int nsec, int ep)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					    (rootfs ? MOUNT_ATTR_NODEV : 0)};
+	struct mount_attr dev = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+	char path[PATH_MAX + 16], opts[64];
+	int tree, devtree = -1, hidden = 0;
+
+	tree = open_tree(AT_FDCWD, rootfs ? rootfs : "/",
 			 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (tree < 0)
-		sb_die(ep, sb->rootfs ? "open the root file system" : "copy the mount tree",
-		       sb->rootfs);
-	if (sb->rootfs) {
+		sb_die(ep, rootfs ? "open the root file system" : "copy the mount tree", rootfs);
+	if (rootfs) {
 		devtree =
 		    open_tree(AT_FDCWD, "/dev", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (devtree < 0 ||
 		    mount_setattr(devtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &dev, sizeof(dev)) < 0)
 			sb_die(ep, "copy the host's /dev", NULL);
-	}
-	if (bind) {
-		cwdtree =
-		    open_tree(AT_FDCWD, bind, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-		if (cwdtree < 0 && sb->rootfs)
-			sb_die(ep, "open the code directory", bind);
-		if (cwdtree < 0)
-			fl_sandbox_fail(ep, FL_SB_STEP_CHDIR, errno, NULL);
-		if (mount_setattr(cwdtree, "", AT_EMPTY_PATH | AT_RECURSIVE, &cw, sizeof(cw)) < 0)
-			sb_die(ep, "set the attributes of the working directory", NULL);
 	}
 	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
 		sb_die(ep, "make the host's tree read-only", NULL);
@@ -373,7 +419,7 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 		sb_die(ep, "mount a staging tmpfs on", SB_STAGE);
 	if (mkdir(SB_ROOT, 0755) < 0)
 		sb_die(ep, "create", SB_ROOT);
-	if (sb->rootfs) {
+	if (rootfs) {
 		sb_own_root(tree, devtree, bind, nsec, ep);
 	} else {
 		if (move_mount(tree, "", AT_FDCWD, SB_ROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -392,36 +438,16 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 	 * descendants. */
 	if (mount("proc", SB_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		sb_die(ep, "mount proc on", "/proc");
-	/* Parents of the working directory closed to others are covered first, so
-	 * that the data directory's cover (below) is not itself covered by one. */
-	if (bind)
-		sb_open_ancestors(bind, ep);
-	if (sb->hide && sb->hide[0] == '/') {
-		snprintf(path, sizeof(path), "%s%s", SB_ROOT, sb->hide);
+	if (hide && hide[0] == '/') {
+		snprintf(path, sizeof(path), "%s%s", SB_ROOT, hide);
 		/* Under /tmp it is already gone with the host's /tmp. */
 		if (sb_is_dir(path)) {
 			if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 				  "size=64k,mode=0755") < 0)
-				sb_die(ep, "cover the data directory", sb->hide);
+				sb_die(ep, "cover the data directory", hide);
 			hidden = 1;
 		}
 	}
-	if (bind) {
-		snprintf(path, sizeof(path), "%s%s", SB_ROOT, bind);
-		if (sb_mkdirs(path) < 0)
-			sb_die(ep, "create the mount point of", bind);
-		if (move_mount(cwdtree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-			sb_die(ep, "bind the working directory at", bind);
-		close(cwdtree);
-	}
-	if (hidden) {
-		snprintf(path, sizeof(path), "%s%s", SB_ROOT, sb->hide);
-		if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-			  NULL) < 0)
-			sb_die(ep, "make the cover of the data directory read-only", NULL);
-	}
-	if (nsec)
-		sb_secrets(sb, secfd, nsec, ep);
 	/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the
 	 * new root alone, with no path back to the host's tree. */
 	if (chdir(SB_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
@@ -430,6 +456,34 @@ static void sb_mounts(const struct fl_sandbox *sb, const char *cwd, int ep)
 		sb_die(ep, "detach the old root", NULL);
 	if (chdir("/") < 0)
 		sb_die(ep, "chdir to the new root", NULL);
+	return hidden;
+}
+
+/* The function's part of the view, in the new root: its working directory (or code) bound
+ * at its own path, the data directory's cover made read-only, its secrets. Consumes f. */
+static void sb_bind(const struct fl_sandbox *sb, const char *bind, struct fl_sandbox_fds *f,
+		    int hidden, int ep)
+{
+	if (bind) {
+		sb_open_ancestors(bind, ep);
+		if (sb_mkdirs(bind) < 0)
+			sb_die(ep, "create the mount point of", bind);
+		if (move_mount(f->cwdtree, "", AT_FDCWD, bind, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			sb_die(ep, "bind the working directory at", bind);
+		close(f->cwdtree);
+		f->cwdtree = -1;
+	}
+	/* Gone (ENOENT) or not a mount point any more (EINVAL) when a parent closed to others
+	 * was covered above: then the cover is hidden along with what it covered. */
+	if (hidden &&
+	    mount(NULL, sb->hide, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  NULL) < 0 &&
+	    errno != EINVAL && errno != ENOENT)
+		sb_die(ep, "make the cover of the data directory read-only", NULL);
+	if (f->nsec) {
+		sb_secrets(sb, f->secfd, f->nsec, ep);
+		f->nsec = 0; /* sb_copy_secret closed them */
+	}
 }
 
 /* Drops every privilege: the function's uid and gid, no groups, no capabilities
@@ -493,22 +547,17 @@ __attribute__((noreturn)) static void sb_init_loop(pid_t cmd, const sigset_t *se
 	}
 }
 
-/* PID 1 of the new namespaces. */
-__attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
+/* The end of every sandboxed start, once the generic view is built: the function's part
+ * of the view, its identity, then the command forked and the init's loop. */
+__attribute__((noreturn)) static void
+sb_finish(const struct fl_sandbox_child *c, struct fl_sandbox_fds *f, const char *bind, int hidden)
 {
 	struct sigaction sa;
 	struct pollfd pp = {c->parent_pidfd, POLLIN, 0};
 	sigset_t set;
-	char go;
 	pid_t cmd;
 	size_t i;
 
-	if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
-	prctl(PR_SET_NAME, "flint-init");
-	/* The spawner puts this process into its cgroups, then says go. */
-	while (read(c->sync_r, &go, 1) < 0 && errno == EINTR)
-		;
 	if (c->sb->name && sethostname(c->sb->name, strlen(c->sb->name)) < 0)
 		sb_die(c->ep_w, "set the hostname", NULL);
 	if (c->sb->netns > 0) {
@@ -517,7 +566,7 @@ __attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
 			sb_die(c->ep_w, "join the function's network namespace", NULL);
 		close(c->sb->netns);
 	}
-	sb_mounts(c->sb, c->cwd, c->ep_w);
+	sb_bind(c->sb, bind, f, hidden, c->ep_w);
 	sb_drop(c->sb, c->ep_w);
 	/* Changing uid cleared the parent-death signal; arm it again, then make sure the
 	 * spawner did not die before (its pidfd is readable once it has). */
@@ -553,24 +602,99 @@ __attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
 	close(c->ep_w);
 	close(c->out_w);
 	close(c->err_w);
-	close(c->sync_r);
+	if (c->sync_r >= 0)
+		close(c->sync_r);
 	close(c->parent_pidfd);
 	sb_init_loop(cmd, &set, c->status_w);
 }
 
+/* The first steps of every init: a session of its own, death with the spawner, and
+ * mounts that never propagate back to the host's. */
+static void sb_begin(int ep, const char *name)
+{
+	if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
+	prctl(PR_SET_NAME, name);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		sb_die(ep, "make the mounts private", NULL);
+}
+
+/* PID 1 of the new namespaces, built for one instance from the start. */
+__attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
+{
+	/* The host directory bound back at its own path: the working directory, or with a
+	 * tree of the function's own, its uploaded code. */
+	const char *bind = c->sb->rootfs ? c->sb->code : c->cwd;
+	struct fl_sandbox_fds f;
+	struct fl_sandbox_err e;
+	char go;
+
+	sb_begin(c->ep_w, "flint-init");
+	/* The spawner puts this process into its cgroups, then says go. */
+	while (read(c->sync_r, &go, 1) < 0 && errno == EINTR)
+		;
+	if (fl_sandbox_prepare(c->sb, bind, &f, &e) < 0)
+		fl_sandbox_fail(c->ep_w, e.step, e.err, e.what);
+	sb_finish(c, &f, bind, sb_view(c->sb->rootfs, c->sb->hide, bind, f.nsec, c->ep_w));
+}
+
+/* PID 1 of a warm sandbox: the generic view first, then whatever instance it is told. */
+__attribute__((noreturn)) static void sb_warm_child(const struct fl_sandbox_warm *w)
+{
+	struct fl_sandbox_child c;
+	struct fl_sandbox_fds f;
+	int hidden;
+
+	sb_begin(w->ep_w, "flint-warm");
+	hidden = sb_view(NULL, w->hide, NULL, 0, w->ep_w);
+	memset(&c, 0, sizeof(c));
+	if (w->wait(w->arg, &c, &f) < 0)
+		_exit(0);
+	prctl(PR_SET_NAME, "flint-init");
+	c.ep_w = w->ep_w;
+	c.out_w = w->out_w;
+	c.err_w = w->err_w;
+	c.status_w = w->status_w;
+	c.parent_pidfd = w->parent_pidfd;
+	c.sync_r = -1;
+	sb_finish(&c, &f, c.cwd, hidden);
+}
+
+/* A raw clone behaves like fork (same stack, copied) and, unlike unshare, leaves the
+ * spawner's own PID namespace for its later children unchanged. */
+static long sb_clone(void)
+{
+	return syscall(SYS_clone,
+		       CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
+		       NULL, NULL, NULL);
+}
+
 pid_t fl_sandbox_clone(const struct fl_sandbox_child *c)
 {
-	long pid;
+	long pid = sb_clone();
 
-	/* A raw clone behaves like fork (same stack, copied) and, unlike unshare, leaves
-	 * the spawner's own PID namespace for its later children unchanged. */
-	pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-		      NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
 		sb_child(c);
 	return (pid_t)pid;
+}
+
+pid_t fl_sandbox_clone_warm(const struct fl_sandbox_warm *w)
+{
+	long pid = sb_clone();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		sb_warm_child(w);
+	return (pid_t)pid;
+}
+
+int fl_sandbox_warm_fits(const struct fl_sandbox *sb)
+{
+	/* A tree of its own replaces the whole view; a build writes its directory. */
+	return sb->rootfs == NULL && !sb->writable_cwd;
 }
 
 void fl_sandbox_home(char **envp, int keep_home)

@@ -102,6 +102,46 @@ struct fl_sandbox_child {
  * descriptor of the caller must be close-on-exec. */
 pid_t fl_sandbox_clone(const struct fl_sandbox_child *c);
 
+/* What is taken from the host before a sandbox's view covers it: a detached copy of the
+ * directory bound at its own path (open_tree, with the sandbox's mount attributes), and
+ * the secret directories. */
+struct fl_sandbox_fds {
+	int cwdtree; /* -1: nothing to bind */
+	int secfd[FL_SANDBOX_MAX_SECRETS];
+	int nsec;
+};
+
+/* Takes what sb needs from the host, for bind (a host directory, or NULL). Also makes the
+ * mount point /run/secrets in the host's tree when there are secrets and, for a writable
+ * working directory, gives bind to the function's uid. Returns 0, or -1 with e saying
+ * which step failed (and f empty). */
+int fl_sandbox_prepare(const struct fl_sandbox *sb, const char *bind, struct fl_sandbox_fds *f,
+		       struct fl_sandbox_err *e);
+
+/* Closes whatever f still holds. */
+void fl_sandbox_fds_close(struct fl_sandbox_fds *f);
+
+/* A warm sandbox: an init cloned ahead of need into its namespaces that builds the
+ * generic view (read-only host, private /tmp and /dev/shm, /proc, hide covered) and then
+ * calls wait, which blocks until the sandbox is given an instance: it fills c's sb, cwd,
+ * argv and envp and f (what fl_sandbox_prepare took from the host in the spawner,
+ * passed over), or returns -1 to end the init quietly (the pool shrinks). The init then
+ * finishes like a cold start (hostname, network namespace, binds, identity, seccomp, the
+ * command). Descriptors are the child's ends, as in struct fl_sandbox_child. */
+struct fl_sandbox_warm {
+	const char *hide;
+	int ep_w, out_w, err_w, status_w, parent_pidfd;
+	int (*wait)(void *arg, struct fl_sandbox_child *c, struct fl_sandbox_fds *f);
+	void *arg;
+};
+
+/* Clones a warm sandbox; returns its pid or -errno, like fl_sandbox_clone. */
+pid_t fl_sandbox_clone_warm(const struct fl_sandbox_warm *w);
+
+/* Whether a warm sandbox can become an instance sandboxed as sb: not with a root file
+ * system of its own (a different view) nor a writable working directory (a build). */
+int fl_sandbox_warm_fits(const struct fl_sandbox *sb);
+
 /* The last steps of every instance, sandboxed or not: default signal handling,
  * stdin from /dev/null, stdout/stderr to out_w/err_w, chdir(cwd) if cwd, exec.
  * Failures are reported through ep and end the process with status 127. */
