@@ -5,7 +5,9 @@ environment: CS_GW, CS_ADMIN (host:port), CS_TOKEN, CS_FLINT_PID, CS_DIR (a dire
 holding the built ./hello), CS_OUT (where results.md goes), CS_FLOOR (a file with the
 floor harness's samples in microseconds, one per line), and the sizes CS_COLD (functions
 for the cold-start test), CS_SPAWN (instances for the spawn rate), CS_DENSITY (idle
-instances) and CS_BURST (concurrent requests).
+instances) and CS_BURST (concurrent requests). CS_GW2, CS_ADMIN2, CS_TOKEN2 and
+CS_FLINT_PID2 name a second daemon run with `--warm-pool 0`, for the cold starts without
+sandboxes built ahead of need, side by side.
 """
 import json
 import os
@@ -32,6 +34,18 @@ S.headers["Authorization"] = "Bearer " + TOKEN
 ROWS = []
 
 
+class Daemon:
+    def __init__(self, gw, admin, token, pid):
+        self.gw, self.admin, self.pid = gw, "http://" + admin, pid
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = "Bearer " + token
+
+
+D1 = Daemon(GW, os.environ["CS_ADMIN"], TOKEN, FLINT_PID)
+D2 = Daemon(os.environ["CS_GW2"], os.environ["CS_ADMIN2"], os.environ["CS_TOKEN2"],
+            int(os.environ["CS_FLINT_PID2"])) if os.environ.get("CS_GW2") else None
+
+
 def log(*a):
     print("coldstart:", *a, file=sys.stderr, flush=True)
 
@@ -41,29 +55,30 @@ def pct(v, p):
     return v[min(len(v) - 1, (len(v) * p) // 100)]
 
 
-def deploy(name, sandbox, **scale):
+def deploy(name, sandbox, d=D1, **scale):
     spec = {"command": ["./hello"], "workdir": DIR, "sandbox": sandbox,
             "scale": dict({"min": 0, "max": 1, "idle_timeout": "10m"}, **scale),
             "health": {"startup_timeout": "60s"}, "queue": {"timeout": "60s"}}
-    r = S.put(ADMIN + "/v1/functions/" + name, data=json.dumps(spec))
+    r = d.s.put(d.admin + "/v1/functions/" + name, data=json.dumps(spec))
     if r.status_code not in (200, 201):
         sys.exit("coldstart: deploying %s failed: %s %s" % (name, r.status_code, r.text))
 
 
-def remove(name):
-    S.delete(ADMIN + "/v1/functions/" + name)
+def remove(name, d=D1):
+    d.s.delete(d.admin + "/v1/functions/" + name)
 
 
-def instances(name):
-    return S.get(ADMIN + "/v1/functions/" + name + "/instances").json()["instances"]
+def instances(name, d=D1):
+    return d.s.get(d.admin + "/v1/functions/" + name + "/instances").json()["instances"]
 
 
-def wait_no_instances(timeout=120):
+def wait_no_instances(timeout=120, d=D1):
     """Waits until every instance of removed functions is gone (the spawner has no children
-    left), so phases do not overlap."""
+    left but its warm sandboxes), so phases do not overlap."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not S.get(ADMIN + "/v1/functions").json()["functions"] and not children(spawner_pid()):
+        if not d.s.get(d.admin + "/v1/functions").json()["functions"] and \
+                not [c for c in children(spawner_pid(d.pid)) if comm(c) != "flint-warm"]:
             return
         time.sleep(0.05)
     log("instances still running after %d s" % timeout)
@@ -80,9 +95,9 @@ def children(pid):
     return out
 
 
-def ttfb(path, host="x"):
+def ttfb(path, host="x", gw=GW):
     """Time to the first byte of the answer to GET path on the gateway, in ms, and the head."""
-    h, p = GW.rsplit(":", 1)
+    h, p = gw.rsplit(":", 1)
     t0 = time.perf_counter()
     s = socket.create_connection((h, int(p)))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -99,29 +114,33 @@ def ttfb(path, host="x"):
     return (t1 - t0) * 1000, data.decode("latin-1")
 
 
-def cold_starts(sandbox):
+def cold_starts(sandbox, d=D1):
+    """TTFB of the first request to each of COLD fresh functions, flint's own spawn-to-ready
+    figures, and how many instances came from a warm sandbox."""
     tag = "sb" if sandbox else "ns"
     names = ["hc-%s-%d" % (tag, i) for i in range(COLD)]
     for n in names:
-        deploy(n, sandbox)
+        deploy(n, sandbox, d)
     time.sleep(0.5)  # let deploys settle: nothing must be running yet
-    v, server = [], []
+    v, server, warm = [], [], 0
     for n in names:
-        ms, resp = ttfb("/function/%s/" % n)
+        ms, resp = ttfb("/function/%s/" % n, gw=d.gw)
         if " 200 " not in resp.split("\r\n", 1)[0] or "hello from C" not in resp:
             sys.exit("coldstart: %s answered %r" % (n, resp[:200]))
         if "cold;dur=" not in resp:
             sys.exit("coldstart: %s was not a cold start (no Server-Timing: cold)" % n)
         v.append(ms)
+        time.sleep(0.01)  # one start at a time, as a function's first request comes
     for n in names:
-        det = instances(n)
+        det = instances(n, d)
         for i in det:
             if i.get("cold_start_ms") is not None:
                 server.append(i["cold_start_ms"])
+            warm += bool(i.get("warm"))
     for n in names:
-        remove(n)
-    wait_no_instances()
-    return v, server
+        remove(n, d)
+    wait_no_instances(d=d)
+    return v, server, warm
 
 
 def spawn_rate(sandbox):
@@ -170,24 +189,24 @@ def flint_memory():
     pss, priv = smaps(FLINT_PID)
     total = pss + smaps(sp)[0]
     for c in children(sp):
-        try:
-            with open("/proc/%s/comm" % c) as g:
-                if g.read().strip() != "flint-init":
-                    continue
-        except OSError:
-            continue
-        total += smaps(int(c))[0]
+        # Instances' inits, and the warm pool's (flint's memory too).
+        if comm(c) in ("flint-init", "flint-warm"):
+            total += smaps(int(c))[0]
     return pss, priv, total
 
 
-def spawner_pid():
-    for c in children(FLINT_PID):
-        try:
-            with open("/proc/%s/comm" % c) as g:
-                if g.read().strip() == "flint-spawner":
-                    return int(c)
-        except OSError:
-            pass
+def comm(pid):
+    try:
+        with open("/proc/%s/comm" % pid) as g:
+            return g.read().strip()
+    except OSError:
+        return ""
+
+
+def spawner_pid(flint_pid=FLINT_PID):
+    for c in children(flint_pid):
+        if comm(c) == "flint-spawner":
+            return int(c)
     return 0
 
 
@@ -271,14 +290,18 @@ def main():
     row("---", "---:", "---")
     row("floor: fork+exec+first response (bench/coldfloor.c), p50 / p99",
         "%.2f / %.2f ms" % (f50, f99), "")
-    for sandbox in (True, False):
-        log("cold starts, sandbox=%s" % sandbox)
-        v, server = cold_starts(sandbox)
+    runs = [(True, D1, "sandboxed (warm pool)")]
+    if D2:
+        runs.append((True, D2, "sandboxed, --warm-pool 0"))
+    runs.append((False, D1, "sandbox: false"))
+    for sandbox, d, label in runs:
+        log("cold starts, %s" % label)
+        v, server, warm = cold_starts(sandbox, d)
         s50, s99 = pct(v, 50), pct(v, 99)
-        label = "sandboxed" if sandbox else "sandbox: false"
-        row("cold start, %s, TTFB through the gateway, p50 / p99 (%d functions)" % (label, len(v)),
+        row("cold start, %s, TTFB through the gateway, p50 / p99 (%d functions, %d warm)"
+            % (label, len(v), warm),
             "%.2f / %.2f ms (%.2f / %.2f × floor)" % (s50, s99, s50 / f50, s99 / f99),
-            "≤ 5 / ≤ 20 ms, ≤ 1.5 × floor" if sandbox else "")
+            "≤ 5 / ≤ 20 ms, ≤ 1.5 × floor" if d is D1 and sandbox else "")
         if server:
             row("  flint's spawn-to-ready, %s, p50 / p99" % label,
                 "%.2f / %.2f ms" % (pct(server, 50), pct(server, 99)), "")

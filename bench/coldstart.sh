@@ -6,6 +6,7 @@
 # bench/coldstart.py against it: first requests to CS_COLD fresh functions (sandboxed,
 # then `sandbox: false`), instances started per second, CS_DENSITY idle instances and
 # flint's memory per instance, and CS_BURST concurrent requests on a cold function.
+# The sandboxed cold starts are also measured on a second daemon run with --warm-pool 0.
 # Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
 #
 # Environment: CS_COLD (default 100), CS_SPAWN (100), CS_DENSITY (1000, 0 skips),
@@ -44,12 +45,14 @@ cc -O2 -o "$T/coldfloor" bench/coldfloor.c || die "building bench/coldfloor.c fa
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 ulimit -u unlimited 2>/dev/null
 
-FLINT_PID=""
+FLINT_PID="" FLINT_PID2=""
 cleanup() {
 	trap - EXIT INT TERM
-	[ -n "$FLINT_PID" ] || return 0
-	kill -TERM "$FLINT_PID" 2>/dev/null
-	wait "$FLINT_PID" 2>/dev/null
+	for p in $FLINT_PID $FLINT_PID2; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	return 0
 }
 trap cleanup EXIT
 trap 'echo "coldstart: interrupted" >&2; exit 130' INT
@@ -57,12 +60,12 @@ trap 'exit 143' TERM
 
 set -- $($PY -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-[ $# -eq 3 ] || die "could not find free loopback ports."
-GW=$1 ADMIN=$2 FLOORPORT=$3
+[ $# -eq 5 ] || die "could not find free loopback ports."
+GW=$1 ADMIN=$2 FLOORPORT=$3 GW2=$4 ADMIN2=$5
 echo "coldstart: results and logs in $T (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
 # The floor first, while nothing else runs.
@@ -72,13 +75,22 @@ echo "coldstart: results and logs in $T (load average $(cut -d' ' -f1-3 /proc/lo
 "$T/flint" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
 	--threads "$FLINT_THREADS" --log-level warn >"$T/flint.log" 2>&1 &
 FLINT_PID=$!
+# The same without sandboxes built ahead of need, for the side-by-side cold starts. Its
+# instance ports are its own, so neither daemon can mistake the other's for one of its own.
+"$T/flint" serve --data "$T/data2" --listen "127.0.0.1:$GW2" --admin "127.0.0.1:$ADMIN2" \
+	--threads "$FLINT_THREADS" --log-level warn --warm-pool 0 --ports 30000-30999 \
+	>"$T/flint2.log" 2>&1 &
+FLINT_PID2=$!
 n=0
-until curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null 2>&1; do
+until curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null 2>&1 &&
+	curl -sf "http://127.0.0.1:$GW2/healthz" >/dev/null 2>&1; do
 	n=$((n + 1))
-	[ $n -lt 150 ] || die "flint serve did not start within 15 s; see $T/flint.log."
+	[ $n -lt 150 ] || die "flint serve did not start within 15 s; see $T/flint.log and $T/flint2.log."
 	sleep 0.1
 done
 
-CS_GW=127.0.0.1:$GW CS_ADMIN=127.0.0.1:$ADMIN CS_TOKEN=$(cat "$T/data/token") \
+CS_GW2=127.0.0.1:$GW2 CS_ADMIN2=127.0.0.1:$ADMIN2 CS_TOKEN2=$(cat "$T/data2/token") \
+	CS_FLINT_PID2=$FLINT_PID2 \
+	CS_GW=127.0.0.1:$GW CS_ADMIN=127.0.0.1:$ADMIN CS_TOKEN=$(cat "$T/data/token") \
 	CS_FLINT_PID=$FLINT_PID CS_DIR=$T/hello CS_OUT=$T/results.md CS_FLOOR=$T/floor.txt \
 	$PY "$ROOT/bench/coldstart.py" || die "the measurements failed; see $T/flint.log."

@@ -35,6 +35,7 @@ static json_t *inst_json(ctl_inst *in)
 	}
 	json_object_set_new(j, "stale", json_boolean(in->stale));
 	json_object_set_new(j, "kind", json_string(in->reserved ? "reserved" : "elastic"));
+	json_object_set_new(j, "warm", json_boolean(in->warm));
 	json_object_set_new(
 	    j, "overloaded",
 	    json_boolean(in->pub && atomic_load(&in->pub->overloaded_until_ms) > fl_now_ms()));

@@ -26,26 +26,29 @@ static fl_ctl g_ctl;
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
-		"                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
-		"                   [--header-timeout DUR] [--idle-timeout DUR]\n"
-		"\n"
-		"Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
-		"(default 127.0.0.1:8081) and the functions' instances.\n"
-		"\n"
-		"  --data DIR       state directory (default: $FLINT_DATA, else /var/lib/flint as\n"
-		"                   root, else ~/.local/share/flint)\n"
-		"  --listen ADDR    gateway address, HOST:PORT\n"
-		"  --admin ADDR     admin API address, HOST:PORT (keep it on loopback)\n"
-		"  --threads N      gateway threads (default: one per core)\n"
-		"  --domain DOMAIN  route Host NAME.DOMAIN to function NAME (default: localhost)\n"
-		"  --ports LO-HI    loopback ports handed to instances (default 20000-29999)\n"
-		"  --log-level L    debug, info, warn or error (default info)\n"
-		"  --header-timeout DUR  a request head must arrive within DUR of its first byte\n"
-		"                   (default 10s; 408 and close after)\n"
-		"  --idle-timeout DUR    keep-alive connections idle this long are closed (default "
-		"60s)\n");
+	fprintf(
+	    f,
+	    "usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
+	    "                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
+	    "                   [--header-timeout DUR] [--idle-timeout DUR] [--warm-pool N]\n"
+	    "\n"
+	    "Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
+	    "(default 127.0.0.1:8081) and the functions' instances.\n"
+	    "\n"
+	    "  --data DIR       state directory (default: $FLINT_DATA, else /var/lib/flint as\n"
+	    "                   root, else ~/.local/share/flint)\n"
+	    "  --listen ADDR    gateway address, HOST:PORT\n"
+	    "  --admin ADDR     admin API address, HOST:PORT (keep it on loopback)\n"
+	    "  --threads N      gateway threads (default: one per core)\n"
+	    "  --domain DOMAIN  route Host NAME.DOMAIN to function NAME (default: localhost)\n"
+	    "  --ports LO-HI    loopback ports handed to instances (default 20000-29999)\n"
+	    "  --log-level L    debug, info, warn or error (default info)\n"
+	    "  --header-timeout DUR  a request head must arrive within DUR of its first byte\n"
+	    "                   (default 10s; 408 and close after)\n"
+	    "  --idle-timeout DUR    keep-alive connections idle this long are closed (default "
+	    "60s)\n"
+	    "  --warm-pool N    keep up to N sandboxes built ahead of need for fast cold starts\n"
+	    "                   (default 8; the number kept follows the start rate; 0: none)\n");
 }
 
 static char *default_data_dir(void)
@@ -354,6 +357,7 @@ int fl_serve_main(int argc, char **argv)
 						 {"log-level", required_argument, 0, 'L'},
 						 {"header-timeout", required_argument, 0, 'H'},
 						 {"idle-timeout", required_argument, 0, 'I'},
+						 {"warm-pool", required_argument, 0, 'W'},
 						 {"help", no_argument, 0, 'h'},
 						 {0, 0, 0, 0}};
 	fl_ctl *ctl = &g_ctl;
@@ -362,6 +366,8 @@ int fl_serve_main(int argc, char **argv)
 	int c, reaped = 0, r;
 	fl_snapshot *empty;
 	uint64_t header_ms = 10000, idle_ms = 60000;
+	long warm_pool = 8;
+	char *end;
 
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->listen = "127.0.0.1:8080";
@@ -426,6 +432,14 @@ int fl_serve_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'W':
+			warm_pool = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || warm_pool < 0 || warm_pool > 1024) {
+				fprintf(stderr,
+					"flint: --warm-pool must be a number from 0 to 1024\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -469,6 +483,10 @@ int fl_serve_main(int argc, char **argv)
 	if (reaped)
 		fl_warn("serve", "stopped %d instance process groups left by an earlier run",
 			reaped);
+	/* Sandboxes built ahead of need hide the data directory like every other. */
+	if (warm_pool > 0 && geteuid() == 0 && realpath(ctl->data_dir, rundir) &&
+	    fl_spawner_pool(ctl->sp, (unsigned)warm_pool, rundir) == 0)
+		fl_info("sandbox", "keeping up to %ld sandboxes built ahead of need", warm_pool);
 
 	if (load_token(ctl, err, sizeof(err)) < 0 ||
 	    fl_registry_open(ctl->data_dir, &ctl->reg, err, sizeof(err)) < 0 ||
@@ -509,6 +527,7 @@ int fl_serve_main(int argc, char **argv)
 	uv_poll_init(ctl->loop, &ctl->sp_poll, fl_spawner_fd(ctl->sp));
 	ctl->sp_poll.data = ctl;
 	uv_poll_start(&ctl->sp_poll, UV_READABLE, on_spawner);
+	ctl_probe_init(ctl);
 
 	/* The async queue before the functions load: they tell it their settings. */
 	if (fl_async_start(ctl->data_dir, ctl->listen, &ctl->async, err, sizeof(err)) < 0) {

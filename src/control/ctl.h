@@ -42,8 +42,11 @@ typedef struct ctl_inst {
 	fl_inst *pub; /* what the gateway sees, while ready */
 	int stale;
 	int reserved;
-	int failed_stop; /* being replaced because the gateway saw it fail */
-	int netns;	 /* its network namespace (a reference of its own), or -1: host's */
+	int failed_stop;   /* being replaced because the gateway saw it fail */
+	int netns;	   /* its network namespace (a reference of its own), or -1: host's */
+	int warm;	   /* it started in a sandbox built ahead of need */
+	fl_list fast_link; /* ctl->probe_fast, while fast is set */
+	int fast;
 	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
 								       the function */
 } ctl_inst;
@@ -131,6 +134,13 @@ typedef struct fl_ctl {
 	uint64_t started_ms;
 	char **base_env;
 	struct fl_async *async; /* the async queue and triggers (events/async.h) */
+	/* Readiness checks of instances in the first milliseconds of their start run every
+	 * PROBE_TICK_US, finer than libuv's millisecond timers: a timerfd the loop polls,
+	 * armed while probe_fast (ctl_inst.fast_link) is not empty. -1: no timerfd. */
+	int probe_tfd;
+	uv_poll_t probe_poll;
+	fl_list probe_fast;
+	int probe_armed;
 } fl_ctl;
 
 /* instances.c */
@@ -143,6 +153,8 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn);
 /* Runs the autoscaler for one function (or all with NULL) and acts on it. */
 void ctl_scale(fl_ctl *ctl, ctl_fn *fn);
+/* Sets up the fine-grained readiness checks (ctl->probe_*). */
+void ctl_probe_init(fl_ctl *ctl);
 /* Handles everything the spawner reported. */
 void ctl_spawner_events(fl_ctl *ctl);
 /* Builds and publishes a snapshot soon (coalesced). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 static void inst_maybe_free(ctl_inst *in);
 static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn);
 static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why);
+static void probe_fast_remove(ctl_inst *in);
 
 static fl_ctl *ctl_of(uv_handle_t *h)
 {
@@ -194,6 +196,7 @@ static void inst_maybe_free(ctl_inst *in)
 	}
 	if (in->netns >= 0)
 		close(in->netns);
+	probe_fast_remove(in);
 	free(in);
 	fn_maybe_free(ctl, fn);
 }
@@ -255,6 +258,7 @@ static void inst_stop(fl_ctl *ctl, ctl_inst *in)
 	if (in->pub)
 		atomic_store(&in->pub->gone, 1);
 	uv_timer_stop(&in->timer);
+	probe_fast_remove(in);
 	if (in->exited)
 		return;
 	if (in->pid <= 0) {
@@ -291,6 +295,7 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	uint64_t us;
 
 	uv_timer_stop(&in->timer);
+	probe_fast_remove(in);
 	in->state = I_READY;
 	in->ready_ns = fl_now_ns();
 	in->ready_ms = fl_wall_ms();
@@ -304,8 +309,8 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	fn->failures = 0;
 	fn->reason[0] = '\0';
 	fn->state = F_READY;
-	ctl_event(fn, "instance i-%llu ready on port %d in %.1f ms", (unsigned long long)in->id,
-		  in->port, (double)us / 1000);
+	ctl_event(fn, "instance i-%llu ready on port %d in %.1f ms%s", (unsigned long long)in->id,
+		  in->port, (double)us / 1000, in->warm ? " (warm sandbox)" : "");
 	/* A new version is ready: older instances drain. */
 	for (l = fn->insts.next; l != &fn->insts; l = next) {
 		ctl_inst *o = fl_container_of(l, ctl_inst, link);
@@ -399,15 +404,92 @@ static void probe_now(uv_timer_t *t)
 		probe_schedule(in);
 }
 
-/* Retries the readiness check: at once, then every millisecond (the timers' resolution)
- * for the first PROBE_FAST_MS, where a cold start usually ends, then backing off to 50 ms
- * for slow starters. A refused loopback connect costs a few microseconds. */
+/* Retries the readiness check: at once, then every PROBE_TICK_US for the first
+ * PROBE_TICK_MS (a native server is ready well within a millisecond of its exec: a
+ * millisecond timer would be most of a warm start), then every millisecond (the timers'
+ * resolution) until PROBE_FAST_MS, where a cold start usually ends, then backing off to
+ * 50 ms for slow starters. A refused loopback connect costs a few microseconds; the
+ * first PROBE_TICK_MS cost at most PROBE_TICK_MS * 1000 / PROBE_TICK_US of them. */
+#define PROBE_TICK_US 200
+#define PROBE_TICK_MS 10
 #define PROBE_FAST_MS 30
+
+static void probe_fast_remove(ctl_inst *in)
+{
+	if (in->fast) {
+		fl_list_remove(&in->fast_link);
+		in->fast = 0;
+	}
+}
+
+static void probe_arm(fl_ctl *ctl, int on)
+{
+	struct itimerspec it = {{0, on ? PROBE_TICK_US * 1000L : 0},
+				{0, on ? PROBE_TICK_US * 1000L : 0}};
+
+	if (ctl->probe_armed == on)
+		return;
+	ctl->probe_armed = on;
+	timerfd_settime(ctl->probe_tfd, 0, &it, NULL);
+	if (!on)
+		uv_poll_stop(&ctl->probe_poll);
+}
+
+static void probe_tick(uv_poll_t *h, int status, int events)
+{
+	fl_ctl *ctl = h->data;
+	fl_list todo;
+	uint64_t n;
+
+	if (read(ctl->probe_tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		fl_warn("serve", "reading the readiness timer: %s", strerror(errno));
+	/* Probes that fail now come back to probe_fast: take this round's first. */
+	fl_list_init(&todo);
+	while (!fl_list_empty(&ctl->probe_fast)) {
+		fl_list *l = ctl->probe_fast.next;
+		fl_list_remove(l);
+		fl_list_insert_tail(&todo, l);
+	}
+	while (!fl_list_empty(&todo)) {
+		ctl_inst *in = fl_container_of(todo.next, ctl_inst, fast_link);
+		fl_list_remove(&in->fast_link);
+		in->fast = 0;
+		probe_now(&in->timer);
+	}
+	if (fl_list_empty(&ctl->probe_fast))
+		probe_arm(ctl, 0);
+}
+
+void ctl_probe_init(fl_ctl *ctl)
+{
+	fl_list_init(&ctl->probe_fast);
+	ctl->probe_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ctl->probe_tfd < 0) {
+		fl_warn("serve", "no timerfd (%s): readiness is checked every millisecond",
+			strerror(errno));
+		return;
+	}
+	uv_poll_init(ctl->loop, &ctl->probe_poll, ctl->probe_tfd);
+	ctl->probe_poll.data = ctl;
+}
+
 static void probe_schedule(ctl_inst *in)
 {
-	uint64_t d = in->probe_delay_ms;
+	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->timer);
+	uint64_t d = in->probe_delay_ms, since = fl_now_ns() - in->spawn_ns;
 
-	if (fl_now_ns() - in->spawn_ns < PROBE_FAST_MS * 1000000ull)
+	if (ctl->probe_tfd >= 0 && since < PROBE_TICK_MS * 1000000ull) {
+		if (!in->fast) {
+			fl_list_insert_tail(&ctl->probe_fast, &in->fast_link);
+			in->fast = 1;
+		}
+		if (!ctl->probe_armed) {
+			probe_arm(ctl, 1);
+			uv_poll_start(&ctl->probe_poll, UV_READABLE, probe_tick);
+		}
+		return;
+	}
+	if (since < PROBE_FAST_MS * 1000000ull)
 		in->probe_delay_ms = 1;
 	else
 		in->probe_delay_ms = d == 0 ? 1 : (d * 2 > 50 ? 50 : d * 2);
@@ -760,6 +842,7 @@ static void on_exited(fl_ctl *ctl, ctl_inst *in, int status)
 
 	in->exited = 1;
 	uv_timer_stop(&in->timer);
+	probe_fast_remove(in);
 	if (in->job) {
 		build_done(ctl, in, status, NULL);
 	} else if (in->state == I_STARTING && !fn->deleted) {
@@ -806,6 +889,7 @@ void ctl_spawner_events(fl_ctl *ctl)
 		switch (ev.type) {
 		case FL_SPAWN_STARTED:
 			in->pid = ev.pid;
+			in->warm = ev.warm;
 			open_pipe(in, &in->out, ev.out_fd);
 			open_pipe(in, &in->err, ev.err_fd);
 			if (in->state == I_STOPPING) {

@@ -131,6 +131,7 @@ void fl_sandbox_fds_close(struct fl_sandbox_fds *f);
 struct fl_sandbox_warm {
 	const char *hide;
 	int ep_w, out_w, err_w, status_w, parent_pidfd;
+	int sock; /* what wait reads from; every other descriptor is closed in the init */
 	int (*wait)(void *arg, struct fl_sandbox_child *c, struct fl_sandbox_fds *f);
 	void *arg;
 };

@@ -200,6 +200,19 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	return r;
 }
 
+int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide)
+{
+	struct sp_hdr h = {.type = SP_POOL, .value = (int32_t)(max > 1024 ? 1024 : max)};
+	size_t n = strlen(hide) + 1;
+	char buf[sizeof(h) + 4096];
+
+	if (hide[0] != '/' || n > 4096)
+		return -EINVAL;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), hide, n);
+	return sp_send(sp, buf, sizeof(h) + n, -1);
+}
+
 int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig)
 {
 	struct sp_hdr h = {.type = SP_SIGNAL, .id = id, .value = sig};
@@ -227,6 +240,7 @@ static int sp_parse_event(const char *buf, size_t n, const int *fds, int nfds,
 		if (nfds != 2)
 			return -EINVAL;
 		ev->type = FL_SPAWN_STARTED;
+		ev->warm = h.value == 1;
 		ev->out_fd = fds[0];
 		ev->err_fd = fds[1];
 		return 0;

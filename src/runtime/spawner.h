@@ -34,6 +34,7 @@ struct fl_spawn_event {
 	int out_fd; /* STARTED: read end of the child's stdout, O_NONBLOCK|O_CLOEXEC; caller owns */
 	int err_fd; /* STARTED: read end of the child's stderr, likewise; caller owns */
 	int status; /* EXITED */
+	int warm;   /* STARTED: it came from a warm sandbox */
 	char msg[256]; /* FAILED: one sentence, e.g. "exec gunicorn: No such file or directory" */
 };
 
@@ -58,6 +59,13 @@ int fl_spawner_fd(const fl_spawner *sp);
  * past 64 KiB of arguments and environment). */
 int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const argv[],
 		     char *const envp[], const struct fl_sandbox *sb);
+
+/* Keeps up to max warm sandboxes (runtime/sandbox_linux.h) built ahead of need, hiding
+ * hide (the data directory: absolute, without symbolic links, as in struct fl_sandbox),
+ * so that sandboxed starts that fit one skip the costly part of their set-up. How many
+ * are kept adapts to the rate of sandboxed starts (one second's worth, at least one);
+ * max 0 keeps none (the default). Returns 0 or -errno. */
+int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide);
 
 /* Sends sig to the whole process group of instance id. Unknown ids are ignored. */
 int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig);

@@ -26,9 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SP_EOF_GRACE_MS 3000 /* grace given to instances when the daemon goes away */
-#define SP_CG_RETRY_MS	20   /* how often a group still holding dying processes is retried */
-#define SP_CG_TRIES	500  /* ... and for how long (10 s) */
+#define SP_EOF_GRACE_MS	 3000  /* grace given to instances when the daemon goes away */
+#define SP_CG_RETRY_MS	 20    /* how often a group still holding dying processes is retried */
+#define SP_CG_TRIES	 500   /* ... and for how long (10 s) */
+#define SP_WARM_IDLE_MS	 30000 /* a pool above its target shrinks by one after this long */
+#define SP_WARM_FAILURES 3     /* warm sandboxes that failed to build before the pool stops */
 #ifndef SP_PENDING_PER_CPU
 /* Starts set up at the same time, per CPU. Unbounded, a burst of starts shares the CPUs
  * (and the kernel's mount locks) evenly and all of them finish late; one per CPU keeps
@@ -52,6 +54,8 @@ struct sp_child {
 	struct fl_sandbox_err e; /* the report */
 	char *argv0, *cwd;	 /* for the FAILED sentence; freed once reported */
 	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
+	int warm;		 /* it was a warm sandbox: its start set-up was done before */
+	int warm_sock;		 /* ... and this its socket, closed with the start's outcome */
 };
 
 /* A cgroup of an ended instance that still held dying processes. */
@@ -92,6 +96,16 @@ struct sp_state {
 	size_t cappfd;
 	size_t max_pending; /* starts set up at once; further ones wait in the queue below */
 	struct sp_req *qhead, **qtail;
+	/* The warm pool (spawner_pool.c): sandboxes built ahead of need. */
+	struct sp_warm *warm;
+	size_t nwarm, capwarm;
+	size_t warm_max;	  /* 0: no pool */
+	char *warm_hide;	  /* the data directory they hide */
+	double warm_rate;	  /* sandboxed starts per second, smoothed over seconds */
+	unsigned warm_count;	  /* sandboxed starts in the current second */
+	uint64_t warm_window_ms;  /* when the current second began */
+	uint64_t warm_surplus_ms; /* since when the pool has been above its target, or 0 */
+	int warm_failures;	  /* builds that failed; the pool stops at SP_WARM_FAILURES */
 };
 
 /* ---- /proc and process-group records (also read by the daemon at start-up) ---- */
@@ -386,10 +400,29 @@ static void sp_start_drop(struct sp_child *k)
 		close(k->out_fd);
 	if (k->err_fd >= 0)
 		close(k->err_fd);
-	k->ep_fd = k->out_fd = k->err_fd = -1;
+	if (k->warm_sock >= 0)
+		close(k->warm_sock);
+	k->ep_fd = k->out_fd = k->err_fd = k->warm_sock = -1;
 	free(k->argv0);
 	free(k->cwd);
 	k->argv0 = k->cwd = NULL;
+}
+
+/* The FAILED sentence for a start that reported e (NULL: it ended before exec without
+ * saying why). */
+static void sp_fail_text(const struct fl_sandbox_err *e, const char *argv0, const char *cwd,
+			 char *msg, size_t len)
+{
+	if (e == NULL)
+		snprintf(msg, len, "start %.200s: the process ended before exec", argv0);
+	else if (e->step == FL_SB_STEP_CHDIR)
+		snprintf(msg, len, "chdir %.200s: %s", cwd ? cwd : "/tmp", strerror(e->err));
+	else if (e->step == FL_SB_STEP_EXEC)
+		snprintf(msg, len, "exec %.200s: %s", argv0, strerror(e->err));
+	else if (e->step == FL_SB_STEP_SANDBOX)
+		snprintf(msg, len, "sandbox: cannot %.120s: %s", e->what, strerror(e->err));
+	else
+		snprintf(msg, len, "start %.200s: %s", argv0, strerror(e->err));
 }
 
 /* Reads what the exec-report pipe of a pending start holds and, once it has spoken,
@@ -412,7 +445,7 @@ static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
 		k->got += (size_t)n;
 	}
 	if (k->got == 0) {
-		sp_queue(st, SP_STARTED, k->id, k->pid, 0, NULL, k->out_fd, k->err_fd);
+		sp_queue(st, SP_STARTED, k->id, k->pid, k->warm, NULL, k->out_fd, k->err_fd);
 		k->out_fd = k->err_fd = -1;
 		sp_start_drop(k);
 		return;
@@ -422,16 +455,7 @@ static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
 		kill(-k->pid, SIGKILL);
 		kill(k->pid, SIGKILL);
 	}
-	if (k->got < sizeof(k->e))
-		snprintf(msg, sizeof(msg), "start %.200s: the process ended before exec", k->argv0);
-	else if (e->step == FL_SB_STEP_CHDIR)
-		snprintf(msg, sizeof(msg), "chdir %.200s: %s", k->cwd, strerror(e->err));
-	else if (e->step == FL_SB_STEP_EXEC)
-		snprintf(msg, sizeof(msg), "exec %.200s: %s", k->argv0, strerror(e->err));
-	else if (e->step == FL_SB_STEP_SANDBOX)
-		snprintf(msg, sizeof(msg), "sandbox: cannot %.120s: %s", e->what, strerror(e->err));
-	else
-		snprintf(msg, sizeof(msg), "start %.200s: %s", k->argv0, strerror(e->err));
+	sp_fail_text(k->got < sizeof(k->e) ? NULL : e, k->argv0, k->cwd, msg, sizeof(msg));
 	k->failed = 1;
 	sp_start_drop(k);
 	sp_queue(st, SP_FAILED, k->id, 0, 0, msg, -1, -1);
@@ -446,6 +470,250 @@ static struct sp_child *sp_find_ep(struct sp_state *st, int fd)
 		if (st->kids[i].ep_fd == fd)
 			return &st->kids[i];
 	return NULL;
+}
+
+/* ---- the warm pool ---- */
+
+static ssize_t sp_warm_find(const struct sp_state *st, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < st->nwarm; i++)
+		if (st->warm[i].pid == pid)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void sp_warm_remove(struct sp_state *st, size_t i)
+{
+	st->warm[i] = st->warm[--st->nwarm];
+}
+
+/* A warm sandbox has ended: says why if it was not let go on purpose. Returns 0 if pid
+ * was not one. */
+static int sp_warm_reaped(struct sp_state *st, pid_t pid, int status)
+{
+	ssize_t i = sp_warm_find(st, pid);
+	struct sp_warm *w;
+	struct fl_sandbox_err e;
+	char msg[256];
+
+	if (i < 0)
+		return 0;
+	w = &st->warm[i];
+	sp_record_remove(st, pid);
+	if (!w->dying) {
+		ssize_t n = read(w->ep_r, &e, sizeof(e));
+		sp_fail_text(n == (ssize_t)sizeof(e) ? &e : NULL, "a warm sandbox", NULL, msg,
+			     sizeof(msg));
+		if (++st->warm_failures >= SP_WARM_FAILURES)
+			fl_error("spawner",
+				 "%s (exit status %d); %d warm sandboxes failed, starts are cold "
+				 "from now on",
+				 msg, status, st->warm_failures);
+		else
+			fl_warn("spawner", "%s (exit status %d)", msg, status);
+	}
+	sp_warm_close(w);
+	sp_warm_remove(st, (size_t)i);
+	return 1;
+}
+
+/* Lets one go: its init dies (it is reaped later). */
+static void sp_warm_kill(struct sp_warm *w)
+{
+	w->dying = 1;
+	kill(w->pid, SIGKILL);
+}
+
+/* Warm sandboxes whose view is still being built. */
+static size_t sp_warm_building(const struct sp_state *st)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->nwarm; i++)
+		n += !st->warm[i].ready && !st->warm[i].dying;
+	return n;
+}
+
+static size_t sp_npending(const struct sp_state *st)
+{
+	size_t i, n = 0;
+
+	/* A warm start's set-up was done beforehand: it takes no slot. */
+	for (i = 0; i < st->nkids; i++)
+		n += st->kids[i].ep_fd >= 0 && !st->kids[i].warm;
+	return n + sp_warm_building(st);
+}
+
+/* Counts a sandboxed start for the pool's rate and keeps it at its target: new ones are
+ * built when no request waits and a set-up slot is free, a surplus is let go slowly. */
+static void sp_warm_tick(struct sp_state *st, int started)
+{
+	uint64_t now = fl_now_ms();
+	size_t i, live = 0, target;
+
+	st->warm_count += started;
+	if (now - st->warm_window_ms >= 1000) {
+		st->warm_rate = 0.5 * st->warm_rate +
+				0.5 * st->warm_count * 1000.0 / (double)(now - st->warm_window_ms);
+		st->warm_count = 0;
+		st->warm_window_ms = now;
+	}
+	char why[200];
+
+	if (st->warm_max == 0 || st->warm_hide == NULL || st->warm_failures >= SP_WARM_FAILURES)
+		return;
+	/* A warm sandbox carries the compiled filter from the moment it is cloned. */
+	if (fl_seccomp_prepare(why, sizeof(why)) < 0)
+		return;
+	target = sp_pool_target(st->warm_rate > st->warm_count ? st->warm_rate : st->warm_count,
+				st->warm_max);
+	for (i = 0; i < st->nwarm; i++)
+		live += !st->warm[i].dying;
+	while (live < target && st->qhead == NULL && sp_npending(st) < st->max_pending) {
+		struct sp_warm w;
+		int r;
+		if (st->nwarm == st->capwarm) {
+			size_t cap = st->capwarm ? st->capwarm * 2 : 8;
+			st->warm = realloc(st->warm, cap * sizeof(*st->warm));
+			if (st->warm == NULL)
+				abort();
+			st->capwarm = cap;
+		}
+		r = sp_warm_new(st->warm_hide, st->self_pidfd, &w);
+		if (r < 0) {
+			fl_warn("spawner", "cannot build a warm sandbox: %s", strerror(-r));
+			st->warm_failures++;
+			break;
+		}
+		sp_record_write(st, w.pid);
+		st->warm[st->nwarm++] = w;
+		live++;
+	}
+	if (live <= target) {
+		st->warm_surplus_ms = 0;
+		return;
+	}
+	if (st->warm_surplus_ms == 0) {
+		st->warm_surplus_ms = now;
+		return;
+	}
+	if (now - st->warm_surplus_ms < SP_WARM_IDLE_MS)
+		return;
+	for (i = 0; i < st->nwarm; i++)
+		if (!st->warm[i].dying) {
+			sp_warm_kill(&st->warm[i]);
+			break;
+		}
+	st->warm_surplus_ms = now;
+}
+
+/* Reads the "ready" byte of a warm sandbox whose socket is fd. */
+static void sp_warm_readable(struct sp_state *st, int fd)
+{
+	size_t i;
+	char c;
+
+	for (i = 0; i < st->nwarm; i++) {
+		struct sp_warm *w = &st->warm[i];
+		ssize_t n;
+		if (w->sock != fd)
+			continue;
+		n = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (n == 1)
+			w->ready = 1;
+		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			w->dying = 1; /* gone: reaped soon, with its report */
+		return;
+	}
+}
+
+/* Starts the instance of request r (msg is the whole message) in a warm sandbox if one
+ * fits. Returns 1 when it did (or reported why it could not), 0 to start it cold. */
+static int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_req *r,
+		       const char *msg, size_t len)
+{
+	struct fl_cg_limits lim = {r->sb.memory, r->sb.cpu_millis, r->sb.pids};
+	struct fl_sandbox_err e;
+	struct sp_child *k;
+	struct sp_warm w;
+	ssize_t pick = -1;
+	char why[200], text[256];
+	size_t i;
+	int cg, rc;
+
+	if (st->warm_hide == NULL || r->sb.hide == NULL || strcmp(st->warm_hide, r->sb.hide) != 0 ||
+	    !fl_sandbox_warm_fits(&r->sb) || sp_find(st, id) >= 0 ||
+	    fl_seccomp_prepare(why, sizeof(why)) < 0)
+		return 0;
+	/* A ready one, else one still being built (it is further along than a new clone). */
+	for (i = 0; i < st->nwarm; i++) {
+		if (st->warm[i].dying)
+			continue;
+		if (st->warm[i].ready) {
+			pick = (ssize_t)i;
+			break;
+		}
+		if (pick < 0)
+			pick = (ssize_t)i;
+	}
+	if (pick < 0)
+		return 0;
+	if (st->nkids == st->capkids) {
+		size_t cap = st->capkids ? st->capkids * 2 : 16;
+		k = realloc(st->kids, cap * sizeof(*k));
+		if (k == NULL)
+			return 0;
+		st->kids = k;
+		st->capkids = cap;
+	}
+	w = st->warm[pick];
+	sp_warm_remove(st, (size_t)pick);
+	cg = lim.memory || lim.cpu_millis || lim.pids;
+	/* Into its cgroups before it runs anything of the instance's: the init forks the
+	 * command only once it has the message. */
+	rc = fl_cgroup_create(id, &lim, why, sizeof(why));
+	if (rc == 0)
+		rc = fl_cgroup_attach(id, &lim, w.pid, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(text, sizeof(text), "sandbox: %s", why);
+	} else if (sp_warm_give(&w, msg, len, r, &e) < 0) {
+		sp_fail_text(&e, r->argv[0], r->cwd, text, sizeof(text));
+		rc = -1;
+	}
+	if (rc < 0) {
+		/* It may be in the function's cgroups already: it is not reused. Reaped later
+		 * like any failed start, without EXITED. */
+		sp_warm_close(&w);
+		kill(w.pid, SIGKILL);
+		k = &st->kids[st->nkids++];
+		*k = (struct sp_child){.id = id,
+				       .pid = w.pid,
+				       .status_fd = -1,
+				       .cg = cg,
+				       .ep_fd = -1,
+				       .out_fd = -1,
+				       .err_fd = -1,
+				       .warm_sock = -1,
+				       .failed = 1,
+				       .warm = 1};
+		sp_queue(st, SP_FAILED, id, 0, 0, text, -1, -1);
+		return 1;
+	}
+	k = &st->kids[st->nkids++];
+	*k = (struct sp_child){.id = id,
+			       .pid = w.pid,
+			       .status_fd = w.status_r,
+			       .cg = cg,
+			       .ep_fd = w.ep_r,
+			       .out_fd = w.out_r,
+			       .err_fd = w.err_r,
+			       .warm_sock = w.sock,
+			       .argv0 = fl_xstrdup(r->argv[0]),
+			       .cwd = r->cwd ? fl_xstrdup(r->cwd) : NULL,
+			       .warm = 1};
+	return 1;
 }
 
 /* Reaps every leader that has exited. The leader is still a zombie when waitid(WNOWAIT)
@@ -474,7 +742,8 @@ static void sp_reap(struct sp_state *st, int notify)
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (k < 0) {
-			fl_warn("spawner", "reaped unknown process %d", (int)pid);
+			if (!sp_warm_reaped(st, pid, status))
+				fl_warn("spawner", "reaped unknown process %d", (int)pid);
 			continue;
 		}
 		sp_record_remove(st, pid);
@@ -523,6 +792,14 @@ __attribute__((noreturn)) static void sp_shutdown(struct sp_state *st, unsigned 
 	uint64_t deadline = fl_now_ms() + grace_ms;
 	size_t i;
 
+	/* Warm sandboxes have nothing to drain. */
+	for (i = 0; i < st->nwarm; i++) {
+		kill(st->warm[i].pid, SIGKILL);
+		while (waitpid(st->warm[i].pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		sp_record_remove(st, st->warm[i].pid);
+	}
+	st->nwarm = 0;
 	for (i = 0; i < st->nkids; i++)
 		kill(-st->kids[i].pid, SIGTERM);
 	sp_reap(st, 0);
@@ -656,7 +933,8 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 			       .cg = cg,
 			       .ep_fd = -1,
 			       .out_fd = -1,
-			       .err_fd = -1};
+			       .err_fd = -1,
+			       .warm_sock = -1};
 	stp[0] = -1;
 	if (sb) {
 		close(sy[0]);
@@ -711,106 +989,57 @@ fail:
 	sp_queue(st, SP_FAILED, id, 0, 0, msg, -1, -1);
 }
 
-/* Checks and unpacks a SPAWN request; malformed ones are logged and dropped. netns is the
- * descriptor that came with it (or -1), closed here. */
-static void sp_handle_spawn(struct sp_state *st, const struct sp_hdr *h, char *p, size_t len,
-			    int netns)
+/* Queues a SPAWN request (the whole message, and its descriptor) until a set-up slot is
+ * free. */
+static void sp_enqueue(struct sp_state *st, const char *msg, size_t n, int fd)
 {
-	size_t want, nstr = 0, i, j;
-	char **argv = NULL, **envp = NULL;
-	struct fl_sandbox sb, *sbp = NULL;
-	struct sp_sbwire w = {0};
-	const char *secrets[FL_SANDBOX_MAX_SECRETS + 1];
-	const char *cwd = NULL;
-	char *s;
+	struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
 
-	if (h->flags & SP_HAS_SANDBOX) {
-		if (len < sizeof(w)) {
-			fl_warn("spawner",
-				"ignoring a spawn request for id %llu without its sandbox",
-				(unsigned long long)h->id);
-			return;
-		}
-		memcpy(&w, p, sizeof(w));
-		p += sizeof(w);
-		len -= sizeof(w);
-		if (w.nsecrets > FL_SANDBOX_MAX_SECRETS) {
-			fl_warn("spawner", "ignoring a spawn request for id %llu with %u secrets",
-				(unsigned long long)h->id, w.nsecrets);
-			return;
-		}
-	}
-	s = p;
-	for (i = 0; i < len; i++)
-		if (p[i] == '\0')
-			nstr++;
-	want = (size_t)h->argc + h->envc + ((h->flags & SP_HAS_CWD) ? 1 : 0) +
-	       ((h->flags & SP_HAS_SANDBOX) ? 4 + (size_t)w.nsecrets : 0);
-	if (h->argc == 0 || want != nstr || (len > 0 && p[len - 1] != '\0')) {
-		fl_warn("spawner", "ignoring a malformed spawn request for id %llu",
-			(unsigned long long)h->id);
-		return;
-	}
-	argv = calloc((size_t)h->argc + 1, sizeof(char *));
-	envp = calloc((size_t)h->envc + 1, sizeof(char *));
-	if (argv == NULL || envp == NULL) {
-		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: out of memory", -1, -1);
+	q->next = NULL;
+	q->len = n;
+	q->fd = fd;
+	memcpy(q->data, msg, n);
+	*st->qtail = q;
+	st->qtail = &q->next;
+}
+
+/* Checks and unpacks a SPAWN request (msg, n: the whole message) and starts it: in a warm
+ * sandbox when one fits, else now if a set-up slot is free or may_queue is 0, else later
+ * (queued). Malformed requests are logged and dropped. netns is the descriptor that came
+ * with it (or -1), owned here. */
+static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns, int may_queue)
+{
+	struct sp_spawn_req r;
+	struct sp_hdr h;
+	int rc;
+
+	memcpy(&h, msg, sizeof(h));
+	rc = sp_decode_spawn(&h, msg + sizeof(h), n - sizeof(h), netns, &r);
+	if (rc == -ENOMEM)
+		sp_queue(st, SP_FAILED, h.id, 0, 0, "start: out of memory", -1, -1);
+	if (rc < 0)
 		goto out;
-	}
-	if (h->flags & SP_HAS_CWD) {
-		cwd = s;
-		s += strlen(s) + 1;
-	}
-	for (j = 0; j < h->argc; j++, s += strlen(s) + 1)
-		argv[j] = s;
-	for (j = 0; j < h->envc; j++, s += strlen(s) + 1)
-		envp[j] = s;
-	if (h->flags & SP_HAS_SANDBOX) {
-		sb = (struct fl_sandbox){.name = s,
-					 .uid = w.uid,
-					 .gid = w.gid,
-					 .memory = w.memory,
-					 .cpu_millis = w.cpu_millis,
-					 .pids = w.pids,
-					 .writable_cwd = w.writable_cwd != 0};
-		s += strlen(s) + 1;
-		sb.hide = s[0] ? s : NULL;
-		s += strlen(s) + 1;
-		sb.rootfs = s[0] ? s : NULL;
-		s += strlen(s) + 1;
-		sb.code = s[0] ? s : NULL;
-		s += strlen(s) + 1;
-		for (j = 0; j < w.nsecrets; j++, s += strlen(s) + 1)
-			secrets[j] = s;
-		secrets[j] = NULL;
-		sb.secrets = w.nsecrets ? secrets : NULL;
-		sb.netns = netns > 0 ? netns : 0;
-		sbp = &sb;
-	}
-	if (argv[0][0] == '\0')
-		sp_queue(st, SP_FAILED, h->id, 0, 0, "start: the command is empty", -1, -1);
-	else if ((h->flags & SP_HAS_NETNS) && (sbp == NULL || sb.netns == 0))
-		sp_queue(st, SP_FAILED, h->id, 0, 0,
+	if (r.argv[0][0] == '\0')
+		sp_queue(st, SP_FAILED, h.id, 0, 0, "start: the command is empty", -1, -1);
+	else if ((h.flags & SP_HAS_NETNS) && (!r.has_sb || r.sb.netns == 0))
+		sp_queue(st, SP_FAILED, h.id, 0, 0,
 			 "sandbox: the network namespace did not arrive with the request", -1, -1);
-	else if (sbp && (sb.uid == 0 || sb.gid == 0))
-		sp_queue(st, SP_FAILED, h->id, 0, 0, "sandbox: refusing to run as uid or gid 0", -1,
+	else if (r.has_sb && (r.sb.uid == 0 || r.sb.gid == 0))
+		sp_queue(st, SP_FAILED, h.id, 0, 0, "sandbox: refusing to run as uid or gid 0", -1,
 			 -1);
-	else
-		sp_spawn(st, h->id, cwd, argv, envp, sbp);
+	else if (r.has_sb && sp_try_warm(st, h.id, &r, msg, n))
+		;
+	else if (may_queue && (st->qhead || sp_npending(st) >= st->max_pending)) {
+		sp_enqueue(st, msg, n, netns);
+		netns = -1;
+	} else
+		sp_spawn(st, h.id, r.cwd, r.argv, r.envp, r.has_sb ? &r.sb : NULL);
+	if (r.has_sb && may_queue)
+		sp_warm_tick(st, 1);
+	sp_spawn_req_free(&r);
 out:
 	if (netns >= 0)
 		close(netns);
-	free(argv);
-	free(envp);
-}
-
-static size_t sp_npending(const struct sp_state *st)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < st->nkids; i++)
-		n += st->kids[i].ep_fd >= 0;
-	return n;
 }
 
 /* Starts queued requests, in order, while there is room. */
@@ -818,13 +1047,11 @@ static void sp_run_queue(struct sp_state *st)
 {
 	while (st->qhead && sp_npending(st) < st->max_pending) {
 		struct sp_req *q = st->qhead;
-		struct sp_hdr h;
 
 		st->qhead = q->next;
 		if (st->qhead == NULL)
 			st->qtail = &st->qhead;
-		memcpy(&h, q->data, sizeof(h));
-		sp_handle_spawn(st, &h, q->data + sizeof(h), q->len - sizeof(h), q->fd);
+		sp_handle_spawn(st, q->data, q->len, q->fd, 0);
 		free(q);
 	}
 }
@@ -848,17 +1075,19 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 	}
 	switch (h.type) {
 	case SP_SPAWN:
-		if (st->qhead || sp_npending(st) >= st->max_pending) {
-			struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
-			q->next = NULL;
-			q->len = n;
-			q->fd = fd;
-			memcpy(q->data, buf, n);
-			*st->qtail = q;
-			st->qtail = &q->next;
-			break;
+		sp_handle_spawn(st, buf, n, fd, 1);
+		break;
+	case SP_POOL:
+		/* The most to keep, and the data directory they hide (NUL-terminated). */
+		if (n > sizeof(h) && buf[n - 1] == '\0' && buf[sizeof(h)] == '/') {
+			free(st->warm_hide);
+			st->warm_hide = fl_xstrdup(buf + sizeof(h));
+			st->warm_max = h.value < 0 ? 0 : (size_t)h.value;
+			st->warm_window_ms = fl_now_ms();
+			sp_warm_tick(st, 0);
+		} else {
+			fl_warn("spawner", "ignoring a malformed pool request");
 		}
-		sp_handle_spawn(st, &h, buf + sizeof(h), n - sizeof(h), fd);
 		break;
 	case SP_SIGNAL:
 		k = sp_find(st, h.id);
@@ -1015,11 +1244,12 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 		fcntl(st.self_pidfd, F_SETFD, FD_CLOEXEC);
 	for (;;) {
 		struct pollfd *p;
-		size_t np = 2, i;
+		size_t np = 2, nk, i;
+		int timeout = -1;
 
-		if (st.cappfd < st.nkids + 2) {
+		if (st.cappfd < st.nkids + st.nwarm + 2) {
 			free(st.pfd);
-			st.cappfd = st.capkids + 2;
+			st.cappfd = st.capkids + st.capwarm + 2;
 			st.pfd = fl_xmalloc(st.cappfd * sizeof(*st.pfd));
 		}
 		p = st.pfd;
@@ -1028,9 +1258,17 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 		for (i = 0; i < st.nkids; i++)
 			if (st.kids[i].ep_fd >= 0)
 				p[np++] = (struct pollfd){st.kids[i].ep_fd, POLLIN, 0};
-		if (st.ncgp > 0)
+		nk = np;
+		for (i = 0; i < st.nwarm; i++)
+			if (!st.warm[i].ready && !st.warm[i].dying)
+				p[np++] = (struct pollfd){st.warm[i].sock, POLLIN, 0};
+		if (st.ncgp > 0) {
 			sp_cg_retry(&st);
-		if (poll(p, np, st.ncgp > 0 ? SP_CG_RETRY_MS : -1) < 0) {
+			timeout = SP_CG_RETRY_MS;
+		} else if (st.warm_max > 0) {
+			timeout = 1000; /* the pool's rate is measured per second */
+		}
+		if (poll(p, np, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fl_error("spawner", "poll: %s", strerror(errno));
@@ -1038,12 +1276,15 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 		}
 		/* Reports before reaping and requests: nothing below moves or adds a kid
 		 * before every ready report has been read. */
-		for (i = 2; i < np; i++) {
+		for (i = 2; i < nk; i++) {
 			struct sp_child *k;
 			if (p[i].revents == 0 || (k = sp_find_ep(&st, p[i].fd)) == NULL)
 				continue;
 			sp_start_report(&st, k, 0);
 		}
+		for (i = nk; i < np; i++)
+			if (p[i].revents)
+				sp_warm_readable(&st, p[i].fd);
 		if (p[1].revents & POLLIN) {
 			if (sp_drain_signals(&st))
 				sp_shutdown(&st, SP_EOF_GRACE_MS);
@@ -1054,5 +1295,6 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 			sp_flush(&st);
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
 			sp_handle_requests(&st);
+		sp_warm_tick(&st, 0);
 	}
 }

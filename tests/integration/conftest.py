@@ -154,7 +154,7 @@ def vm_hwm_kib(pid):
 class Flint:
     """One `flint serve` process and clients for it."""
 
-    def __init__(self, base, domain="localhost"):
+    def __init__(self, base, domain="localhost", extra_args=()):
         self.base = Path(base)
         self.data = self.base / "data"
         self.data.mkdir(parents=True, exist_ok=True)
@@ -166,6 +166,7 @@ class Flint:
         # daemons on this host use, so no instance of theirs can pass for one of ours.
         lo = 10000 + 200 * random.randrange(50)
         self.instance_ports = "%d-%d" % (lo, lo + 199)
+        self.extra_args = list(extra_args)  # more `flint serve` flags
         self.proc = None
         self.token = None
         self._tracked = []  # (pid, start_time) of processes the daemon started
@@ -187,6 +188,7 @@ class Flint:
                 "--admin", self.admin, "--threads", "2", "--ports", self.instance_ports]
         if self.domain:
             args += ["--domain", self.domain]
+        args += self.extra_args
         if self._logf:
             self._logf.close()
         self._logf = open(self.log_path, "ab")

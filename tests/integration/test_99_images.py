@@ -86,6 +86,8 @@ def test_rootfs_dir(flint, tmp_path):
     assert seen["tree"] == "read-only" and seen["tmp"] == "writable", seen
     assert int(seen["uid"]) >= 60000, seen
     assert seen["GREETING"] == "hi"
+    # A tree of its own is a different view: never a sandbox built ahead of need.
+    assert [i["warm"] for i in flint.instances("bb") if i["state"] == "ready"] == [False]
     # Nothing was written into the tree (no mount points, no files).
     assert listing(tree) == before
 

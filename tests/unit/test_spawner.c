@@ -11,6 +11,7 @@
 #include "runtime/seccomp.c"
 #include "runtime/spawner.c"
 #include "runtime/spawner_proc.c"
+#include "runtime/spawner_pool.c"
 
 #include <ftw.h>
 #include <sys/pidfd.h>
@@ -838,6 +839,60 @@ static void test_sandbox_pids_limit(void **state)
 #define PAR_N	    20
 #define PAR_ID	    40
 #define PAR_FAIL_ID (PAR_ID + PAR_N)
+/* Starts from the warm pool: the same view and identity as a cold start, the same
+ * sentence when the working directory is missing, and parallel starts that take sandboxes
+ * still being built. */
+static void test_sandbox_warm_pool(void **state)
+{
+	struct fx *f = *state;
+	struct sbfx d;
+	struct fl_sandbox sb = {.name = "sbwarm", .uid = fl_sandbox_uid("sbwarm")};
+	char *argv[] = {
+	    "/bin/sh", "-c",
+	    "echo pid=$$ uid=$(id -u) host=$(hostname) code=$(cat app.txt);"
+	    "cat ../token 2>/dev/null || echo token=hidden;"
+	    "touch app2.txt 2>/dev/null && echo code=rw || echo code=ro;"
+	    "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' '",
+	    NULL};
+	char missing[160], out[1024], want[512];
+	struct fl_spawn_event ev, ex;
+	int i, warm = 0;
+
+	sb_dirs(&d);
+	sb.gid = sb.uid;
+	sb.hide = d.dir;
+	assert_int_equal(fl_spawner_pool(f->sp, 3, d.dir), 0);
+	for (i = 0; i < 6; i++) {
+		uint64_t id = 70 + (uint64_t)i;
+		assert_int_equal(fl_spawner_spawn(f->sp, id, d.code, argv, path_env, &sb), 0);
+		expect_started(f->sp, id, &ev);
+		warm += ev.warm;
+		read_fd(ev.out_fd, out, sizeof(out), 0);
+		expect_exited(f->sp, id, ev.pid, &ex);
+		close(ev.out_fd);
+		close(ev.err_fd);
+		assert_int_equal(ex.status, 0);
+		snprintf(want, sizeof(want),
+			 "pid=2 uid=%u host=sbwarm code=code\n"
+			 "token=hidden\n"
+			 "code=ro\n"
+			 "CapEff: 0000000000000000\n"
+			 "NoNewPrivs: 1\n"
+			 "Seccomp: 2\n",
+			 sb.uid);
+		assert_string_equal(out, want);
+	}
+	/* Every start fits the pool, which is refilled after each. */
+	assert_int_equal(warm, 6);
+	snprintf(missing, sizeof(missing), "%s/missing", d.dir);
+	assert_int_equal(fl_spawner_spawn(f->sp, 79, missing, argv, path_env, &sb), 0);
+	wait_event(f->sp, &ev);
+	assert_int_equal(ev.type, FL_SPAWN_FAILED);
+	snprintf(want, sizeof(want), "chdir %s: No such file or directory", missing);
+	assert_string_equal(ev.msg, want);
+	nftw(d.dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_sandbox_parallel_starts(void **state)
 {
 	struct fx *f = *state;
@@ -949,6 +1004,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sandbox_build_dir_writable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_pids_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_parallel_starts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_warm_pool, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

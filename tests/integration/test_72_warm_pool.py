@@ -1,0 +1,87 @@
+"""test_72_warm_pool.py -- sandboxes built ahead of need (`flint serve --warm-pool N`).
+
+Instances that start from a warm sandbox must be exactly as isolated as those built from
+scratch: the probe of test_70_sandbox asks the kernel from inside both kinds. The pool's
+own behaviour is checked from outside: its inits are processes named flint-warm below the
+daemon, instances say whether they came from it ("warm"), and a start that cannot use
+one (a root file system of its own, a pool of 0) is built from scratch.
+"""
+import os
+import signal
+
+import pytest
+
+from conftest import Flint, descendants, wait_for
+from test_70_sandbox import COLD, deploy_probe, expected_uid, get
+
+
+def warm_inits(f):
+    """pids of the daemon's warm sandboxes (inits waiting for an instance)."""
+    out = []
+    for pid, _ in descendants(f.proc.pid):
+        try:
+            with open("/proc/%d/comm" % pid) as c:
+                if c.read().strip() == "flint-warm":
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def ready(f, name):
+    return [i for i in f.instances(name) if i["state"] == "ready"]
+
+
+@pytest.fixture(scope="module")
+def nopool(tmp_path_factory):
+    f = Flint(tmp_path_factory.mktemp("nopool"), extra_args=["--warm-pool", "0"]).start()
+    yield f
+    f.close()
+
+
+def isolation_view(f, name):
+    """What the probe sees of itself: identity, processes, file system."""
+    me = get(f, name, "/whoami")
+    token = get(f, name, "/io", params={"path": str(f.data / "token"), "mode": "r"})
+    etc = get(f, name, "/io", params={"path": "/etc/flint-probe", "mode": "w"})
+    return me, token["result"], etc["result"]
+
+
+def test_warm_and_cold_starts_are_isolated_alike(flint, nopool):
+    deploy_probe(flint, "warmp")
+    deploy_probe(nopool, "coldp")
+    assert [i["warm"] for i in ready(flint, "warmp")] == [True]
+    assert [i["warm"] for i in ready(nopool, "coldp")] == [False]
+    wme, wtok, wetc = isolation_view(flint, "warmp")
+    cme, ctok, cetc = isolation_view(nopool, "coldp")
+    assert wme["uid"] == expected_uid("warmp") and cme["uid"] == expected_uid("coldp")
+    # Alone in its PID namespace: the init (1) and the command (2).
+    assert wme["pid"] == cme["pid"] == 2, (wme, cme)
+    assert wme["hostname"] == "warmp" and cme["hostname"] == "coldp"
+    assert wtok == ctok and wtok in ("ENOENT", "EACCES"), (wtok, ctok)
+    assert wetc == cetc == "EROFS"
+    assert not warm_inits(nopool)
+
+
+def test_pool_refills_and_grows_with_the_start_rate(flint):
+    wait_for(lambda: warm_inits(flint), 10, what="a warm sandbox")
+    before = len(warm_inits(flint))
+    assert 1 <= before <= 8
+    # Twelve instances at once: more starts in a second than the pool holds.
+    deploy_probe(flint, "many", scale={"min": 12, "max": 12})
+    wait_for(lambda: len(ready(flint, "many")) == 12, COLD, what="12 ready instances")
+    assert sum(i["warm"] for i in ready(flint, "many")) >= 1
+    # It grows to a second's worth of starts, bounded by --warm-pool (8).
+    grown = wait_for(lambda: (lambda n: n if n > before else 0)(len(warm_inits(flint))), 10,
+                     what="the pool to grow")
+    assert grown <= 8
+
+
+def test_killed_warm_sandbox_is_replaced(flint):
+    pids = wait_for(lambda: warm_inits(flint), 10, what="a warm sandbox")
+    os.kill(pids[0], signal.SIGKILL)
+    wait_for(lambda: pids[0] not in warm_inits(flint) and warm_inits(flint), 10,
+             what="a new warm sandbox")
+    deploy_probe(flint, "afterkill")
+    assert ready(flint, "afterkill")[0]["warm"] is True
+    assert "a warm sandbox" in flint.log_path.read_text()
