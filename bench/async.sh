@@ -3,20 +3,22 @@
 # after the request is on disk), end-to-end async throughput to examples/hello-c,
 # and the cron fire delay p99. Run from the repository root after `make`;
 # `make bench` does not call it yet (bench/run.sh is separate): sh bench/async.sh
+# (DUR=5 by default; FLINT_THREADS: gateway threads, flint's default if unset)
 set -eu
 ROOT=$(pwd)
-FLINT=$ROOT/bin/flint
 DUR=${DUR:-5}
+BENCH_NAME=async.sh
+. bench/lib.sh
 TMP=$(mktemp -d)
-GW=127.0.0.1:$(shuf -i 30000-39999 -n 1)
-ADMIN=127.0.0.1:$(shuf -i 40000-49999 -n 1)
-export FLINT_DATA=$TMP/data FLINT_ADMIN=$ADMIN
-$FLINT serve --data "$TMP/data" --listen "$GW" --admin "$ADMIN" --log-level warn \
-	>"$TMP/flint.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do curl -sf "http://$ADMIN/healthz" >/dev/null && break; sleep 0.05; done
-export FLINT_TOKEN=$(cat "$TMP/data/token")
+FLINT_PID=""
+trap 'stop_pid "$FLINT_PID" || true; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+copy_flint "$TMP"
+set -- $(free_ports 2)
+[ $# -eq 2 ] || die "could not find free loopback ports."
+GW=127.0.0.1:$1 ADMIN=127.0.0.1:$2
+start_flint "$TMP" "$1" "$2" "${FLINT_THREADS:-}"
 
 # hello-c with a cron trigger every second, async concurrency high enough to drain.
 mkdir -p "$TMP/hello"

@@ -28,6 +28,8 @@ set -u
 
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+BENCH_NAME="h2 bench"
+. bench/lib.sh
 PY=/usr/bin/python3
 THREADS=${FLINT_THREADS:-2}
 RUNS=${H2_RUNS:-3}
@@ -37,15 +39,9 @@ NGRPC=${H2_GRPC_REQUESTS:-20000}
 NGET=${H2_GET_REQUESTS:-100000}
 WDUR=${H2_WRK_DURATION:-5}
 
-die() {
-	echo "h2 bench: $*" >&2
-	exit 1
-}
-
 for tool in h2load nghttp wrk nginx curl timeout; do
 	command -v $tool >/dev/null 2>&1 || die "$tool is not installed; run make deps first."
 done
-[ -x bin/flint ] || die "bin/flint is missing; run make first."
 [ -x examples/hello-c/hello ] || [ -f examples/hello-c/hello.c ] ||
 	die "examples/hello-c is missing."
 $PY -c 'import grpc, grpc_tools' 2>/dev/null ||
@@ -62,23 +58,10 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T=$(mktemp -d /tmp/flint-h2bench.XXXXXX) || die "cannot create a temporary directory."
 # nginx started as root runs its workers as an unprivileged user, which must reach $T.
 chmod 755 "$T"
-# A private copy: a rebuild of bin/flint during the run cannot change what is measured.
-cp bin/flint "$T/flint" || die "cannot copy bin/flint to $T."
-FLINT=$T/flint
+copy_flint "$T"
 
 FLINT_PID="" NGINX_PID=""
-# Stops a process this script started, politely first.
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
+# Stops every process this script started. Runs on any exit.
 cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$NGINX_PID"
@@ -88,37 +71,15 @@ trap cleanup EXIT
 trap 'echo "h2 bench: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
-# Waits until CMD succeeds, polling every 100 ms for at most SECONDS: until_ok SECONDS CMD...
-until_ok() {
-	n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
 # Four free loopback ports: flint's gateway and admin API, nginx's gRPC and h2 servers.
-set -- $($PY -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $(free_ports 4)
 [ $# -eq 4 ] || die "could not find free loopback ports."
 GW=$1 ADMIN=$2 NGG=$3 NGH=$4
 
-export FLINT_ADMIN=127.0.0.1:$ADMIN FLINT_DATA=$T/data
 echo "h2 bench: results and logs in $T"
 
 # --- flint, the greeter and hello-c -----------------------------------------------------
-"$FLINT" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
-	--threads "$THREADS" --log-level warn >"$T/flint.log" 2>&1 &
-FLINT_PID=$!
-until_ok 15 curl -sf "http://127.0.0.1:$GW/healthz" ||
-	die "flint serve did not start within 15 s; see $T/flint.log."
+start_flint "$T" "$GW" "$ADMIN" "$THREADS"
 # One instance each, always warm: every target reaches exactly the same process.
 for fn in grpc-greeter hello-c; do
 	"$FLINT" deploy "examples/$fn" >>"$T/deploy.log" 2>&1 ||

@@ -10,11 +10,14 @@
 #
 # Environment: FLINT_THREADS (gateway threads, default 2), BENCH_DURATION (seconds
 # per wrk run, default 5), BENCH_RUNS (default 3), BENCH_IDLE_CONNS (default 10000,
-# 0 skips), BENCH_PERF (1 profiles flint when perf exists, 0 skips).
+# 0 skips), BENCH_PERF (1 profiles flint when perf exists, 0 skips), FLINT_BIN (the flint
+# binary to measure, default bin/flint: a saved build for before/after comparisons).
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+BENCH_NAME=bench
+. bench/lib.sh
 PY=/usr/bin/python3
 REPORT=$ROOT/bench/report.py
 THREADS=${FLINT_THREADS:-2}
@@ -25,15 +28,9 @@ PERF=${BENCH_PERF:-1}
 SCENARIOS="get post1k post64k lat1"
 TARGETS="direct flint nginx haproxy"
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
-
 for tool in wrk nginx haproxy cc curl timeout; do
 	command -v $tool >/dev/null 2>&1 || die "$tool is not installed; run make deps first."
 done
-[ -x bin/flint ] || die "bin/flint is missing; run make first."
 [ -x "$PY" ] || die "$PY is missing; run make deps first."
 for v in "$THREADS" "$DUR" "$RUNS" "$IDLE"; do
 	case $v in
@@ -49,27 +46,13 @@ T=$(mktemp -d /tmp/flint-bench.XXXXXX) || die "cannot create a temporary directo
 # nginx started as root runs its workers as an unprivileged user, which must reach the
 # temp paths below.
 chmod 755 "$T"
-# A private copy: a rebuild of bin/flint during the run cannot change what is measured,
-# and perf can still read the symbols afterwards.
-cp bin/flint "$T/flint" || die "cannot copy bin/flint to $T."
-FLINT=$T/flint
+copy_flint "$T"
 # Many connections are held at once; children inherit this (flint raises its own too).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 FLINT_PID="" NGINX_PID="" HAPROXY_PID="" HOLDER_PID="" WRK_PID="" PERF_PID=""
 
 # Stops every process this script started, by pid, politely first. Runs on any exit.
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$PERF_PID"
@@ -83,37 +66,15 @@ trap cleanup EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
-# Waits until CMD succeeds, polling every 100 ms for at most SECONDS: until_ok SECONDS CMD...
-until_ok() {
-	n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
 # Four free loopback ports: flint's gateway and admin API, nginx, haproxy.
-set -- $($PY -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $(free_ports 4)
 [ $# -eq 4 ] || die "could not find free loopback ports."
 GW=$1 ADMIN=$2 NGX=$3 HAP=$4
 
-export FLINT_ADMIN=127.0.0.1:$ADMIN FLINT_DATA=$T/data
 echo "bench: results and logs in $T"
 
 # --- flint and the hello-c instance ---------------------------------------------------
-"$FLINT" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
-	--threads "$THREADS" --log-level warn >"$T/flint.log" 2>&1 &
-FLINT_PID=$!
-until_ok 15 curl -sf "http://127.0.0.1:$GW/healthz" ||
-	die "flint serve did not start within 15 s; see $T/flint.log."
+start_flint "$T" "$GW" "$ADMIN" "$THREADS"
 "$FLINT" deploy examples/hello-c >"$T/deploy.log" 2>&1 ||
 	die "deploying examples/hello-c failed; see $T/deploy.log."
 # One instance, always warm: every target reaches exactly the same process.

@@ -4,42 +4,32 @@
 # through the function's dedicated port, and Kitex TTHeader through the gateway port;
 # 2 runs of DUR seconds each, CONNS connections, one call at a time per connection.
 # Prints a table with the ratio flint/direct (goal >= 0.8). Run from the repository
-# root: sh bench/thrift.sh   (CONNS=8 DUR=5 by default)
+# root: sh bench/thrift.sh   (CONNS=8 DUR=5 RUNS=2 by default; FLINT_THREADS: gateway
+# threads, flint's default if unset)
 set -eu
 ROOT=$(pwd)
-FLINT=$ROOT/bin/flint
 CONNS=${CONNS:-8}
 DUR=${DUR:-5}
 RUNS=${RUNS:-2}
-
-die() {
-	echo "thrift.sh: $*" >&2
-	exit 1
-}
-
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+BENCH_NAME=thrift.sh
+. bench/lib.sh
 
 command -v thrift >/dev/null || die "the thrift compiler is missing (apt-get install thrift-compiler)."
 make -s bin/flint || die "cannot build bin/flint."
 TMP=$(mktemp -d)
+FLINT_PID=""
+trap 'stop_pid "$FLINT_PID" || true; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+copy_flint "$TMP"
 LOAD=$TMP/thrift_load
 cc -O2 -std=gnu17 -Wall -Wextra -D_GNU_SOURCE -o "$LOAD" bench/thrift_load.c ||
 	die "cannot compile bench/thrift_load.c."
 
-GW=127.0.0.1:$(free_port)
-ADMIN=127.0.0.1:$(free_port)
-TPORT=$(free_port)
-export FLINT_DATA=$TMP/data FLINT_ADMIN=$ADMIN
-"$FLINT" serve --data "$TMP/data" --listen "$GW" --admin "$ADMIN" --log-level warn \
-	>"$TMP/flint.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
-for _ in $(seq 200); do curl -sf "http://$ADMIN/healthz" >/dev/null && break; sleep 0.05; done
-curl -sf "http://$ADMIN/healthz" >/dev/null || die "flint serve did not start; see $TMP/flint.log."
-FLINT_TOKEN=$(cat "$TMP/data/token")
-export FLINT_TOKEN
+set -- $(free_ports 3)
+[ $# -eq 3 ] || die "could not find free loopback ports."
+GW=127.0.0.1:$1 ADMIN=127.0.0.1:$2 TPORT=$3
+start_flint "$TMP" "${GW#*:}" "${ADMIN#*:}" "${FLINT_THREADS:-}"
 
 # The example with min 1 and a free dedicated port (9190 may be taken).
 mkdir -p "$TMP/fn"

@@ -46,6 +46,7 @@ static json_t *fn_summary(ctl_fn *fn)
 {
 	json_t *j = json_object(), *counts = json_object();
 	int starting = 0, ready = 0, draining = 0;
+	fl_fncounts sum; /* the gateway threads' counters, summed */
 	fl_list *l;
 
 	for (l = fn->insts.next; l != &fn->insts; l = l->next) {
@@ -86,8 +87,8 @@ static json_t *fn_summary(ctl_fn *fn)
 	json_object_set_new(j, "spills", json_integer((json_int_t)atomic_load(&fn->stats->spills)));
 	json_object_set_new(j, "overloads",
 			    json_integer((json_int_t)atomic_load(&fn->stats->overloads)));
-	json_object_set_new(j, "errors",
-			    json_integer((json_int_t)atomic_load(&fn->stats->status[5])));
+	fl_fnstats_read(fn->stats, &sum);
+	json_object_set_new(j, "errors", json_integer((json_int_t)sum.status[5]));
 	json_object_set_new(j, "cold_starts",
 			    json_integer((json_int_t)atomic_load(&fn->stats->cold_starts)));
 	{
@@ -97,8 +98,7 @@ static json_t *fn_summary(ctl_fn *fn)
 		for (int b = 0; b <= FL_HIST_BUCKETS; b++) {
 			if (b < FL_HIST_BUCKETS)
 				json_array_append_new(le, json_real(fl_hist_bounds[b]));
-			json_array_append_new(per, json_integer((json_int_t)atomic_load(
-						       &fn->stats->latency.count[b])));
+			json_array_append_new(per, json_integer((json_int_t)sum.latency.count[b]));
 		}
 		json_object_set_new(j, "latency", json_pack("{s:o, s:o}", "le", le, "counts", per));
 	}

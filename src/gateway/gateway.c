@@ -35,6 +35,31 @@ void fl_gw__snap_done(fl_gw *gw, gw_snapref *r)
 		snapref_free(r);
 }
 
+int fl_gw__snap_move(fl_gw *gw, gw_snapref **sref, fl_route_fn **fn, const char *name, size_t len,
+		     int *queued)
+{
+	gw_snapref *old = *sref;
+	fl_route_fn *nfn;
+
+	if (old == gw->cur)
+		return 0;
+	*sref = fl_gw__snap_use(gw);
+	nfn = fl_snapshot_find((*sref)->snap, name, len);
+	/* The old function's counters may be other ones (the function was
+	 * removed and added again): the request waits on the new one now. */
+	if (*queued && (nfn == NULL || nfn->stats != (*fn)->stats)) {
+		atomic_fetch_sub(&(*fn)->stats->queued, 1);
+		if (nfn)
+			atomic_fetch_add(&nfn->stats->queued, 1);
+		else
+			*queued = 0;
+	}
+	*fn = nfn;
+	if (old)
+		fl_gw__snap_done(gw, old);
+	return nfn ? 0 : -ENOENT;
+}
+
 /* Takes the newest snapshot if it changed; old ones live on while requests use them. */
 static void refresh_snapshot(fl_gw *gw)
 {

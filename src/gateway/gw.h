@@ -81,6 +81,17 @@ typedef struct gw_waiter {
 /* gateway.c */
 gw_snapref *fl_gw__snap_use(fl_gw *gw);
 void fl_gw__snap_done(fl_gw *gw, gw_snapref *r);
+/* Moves a request that is to be dispatched (again) to the thread's newest
+ * snapshot, if *sref is not already it: pins the newest one, looks the request's
+ * function up there again by name (name/len may point into the old snapshot: it
+ * is read before that one is released), moves the request's place in the
+ * `queued` count (*queued != 0) to the new function's counters if they are other
+ * ones, and releases the old snapshot (*sref NULL: none to release). Returns 0
+ * with *fn the function to dispatch to, or -ENOENT if the newest snapshot has no
+ * function of that name: then *fn is NULL and the request no longer counts as
+ * queued (*queued = 0); the caller takes it off the wait list and answers it. */
+int fl_gw__snap_move(fl_gw *gw, gw_snapref **sref, fl_route_fn **fn, const char *name, size_t len,
+		     int *queued);
 void fl_gw__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* Writes bufs to s, first with uv_try_write, copying only what is left into one
  * block owned by a uv_write. Returns 0 or a libuv error. */

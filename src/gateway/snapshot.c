@@ -2,6 +2,7 @@
 #include "gateway/snapshot.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,7 +12,24 @@
 const double fl_hist_bounds[FL_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 						0.1,	0.25,  0.5,    1,     2.5,  5,	   10};
 
-void fl_hist_observe(fl_hist *h, uint64_t us)
+const uint16_t fl_shard_codes[FL_SHARD_CODES] = {
+    100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301,
+    302, 303, 304, 305, 306, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408,
+    409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426,
+    428, 429, 431, 451, 499, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511};
+
+/* fl_shard_codes' inverse: slot + 1 by code, 0 for codes without a slot. */
+static const uint8_t code_slot[600] = {
+    [100] = 1,	[101] = 2,  [102] = 3,	[103] = 4,  [200] = 5,	[201] = 6,  [202] = 7,	[203] = 8,
+    [204] = 9,	[205] = 10, [206] = 11, [207] = 12, [208] = 13, [226] = 14, [300] = 15, [301] = 16,
+    [302] = 17, [303] = 18, [304] = 19, [305] = 20, [306] = 21, [307] = 22, [308] = 23, [400] = 24,
+    [401] = 25, [402] = 26, [403] = 27, [404] = 28, [405] = 29, [406] = 30, [407] = 31, [408] = 32,
+    [409] = 33, [410] = 34, [411] = 35, [412] = 36, [413] = 37, [414] = 38, [415] = 39, [416] = 40,
+    [417] = 41, [418] = 42, [421] = 43, [422] = 44, [423] = 45, [424] = 46, [425] = 47, [426] = 48,
+    [428] = 49, [429] = 50, [431] = 51, [451] = 52, [499] = 53, [500] = 54, [501] = 55, [502] = 56,
+    [503] = 57, [504] = 58, [505] = 59, [506] = 60, [507] = 61, [508] = 62, [510] = 63, [511] = 64};
+
+static int hist_bucket(uint64_t us)
 {
 	double s = (double)us / 1e6;
 	int i;
@@ -19,16 +37,99 @@ void fl_hist_observe(fl_hist *h, uint64_t us)
 	for (i = 0; i < FL_HIST_BUCKETS; i++)
 		if (s <= fl_hist_bounds[i])
 			break;
-	atomic_fetch_add_explicit(&h->count[i], 1, memory_order_relaxed);
+	return i;
+}
+
+void fl_hist_observe(fl_hist *h, uint64_t us)
+{
+	atomic_fetch_add_explicit(&h->count[hist_bucket(us)], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
+}
+
+void fl_hist_observe_own(fl_hist *h, uint64_t us)
+{
+	fl_ctr_add_own(&h->count[hist_bucket(us)], 1);
+	fl_ctr_add_own(&h->sum_us, us);
+}
+
+void fl_hist_read(const fl_hist *h, struct fl_hist_sum *out)
+{
+	int i;
+
+	for (i = 0; i <= FL_HIST_BUCKETS; i++)
+		out->count[i] += atomic_load_explicit(&h->count[i], memory_order_relaxed);
+	out->sum_us += atomic_load_explicit(&h->sum_us, memory_order_relaxed);
+}
+
+/* A zeroed block aligned to a cache line (the types ask for it). */
+static void *xcalloc_line(size_t n)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 64, n) != 0) {
+		fprintf(stderr, "flint: out of memory allocating %zu bytes\n", n);
+		abort();
+	}
+	return memset(p, 0, n);
 }
 
 fl_fnstats *fl_fnstats_new(void)
 {
-	fl_fnstats *s = fl_xcalloc(1, sizeof(*s));
+	fl_fnstats *s = xcalloc_line(sizeof(*s));
 
 	atomic_init(&s->refs, 1);
 	return s;
+}
+
+fl_fnshard *fl_fnstats__shard_new(fl_fnstats *s, int thread)
+{
+	fl_fnshard *sh = xcalloc_line(sizeof(*sh));
+
+	/* Only this thread writes its slot; release: readers see the zeroes. */
+	atomic_store_explicit(&s->shards[thread], sh, memory_order_release);
+	return sh;
+}
+
+void fl_fnstats_status(fl_fnstats *s, fl_fnshard *sh, int status)
+{
+	if (status < 100 || status > 599)
+		status = 0;
+	fl_ctr_add_own(&sh->status[status / 100], 1);
+	if (status == 0)
+		return;
+	if (code_slot[status])
+		fl_ctr_add_own(&sh->codes[code_slot[status] - 1], 1);
+	else
+		atomic_fetch_add_explicit(&s->codes_rare[status], 1, memory_order_relaxed);
+}
+
+static uint64_t ld(const atomic_uint_fast64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void fl_fnstats_read(const fl_fnstats *s, fl_fncounts *out)
+{
+	int t, k;
+
+	memset(out, 0, sizeof(*out));
+	for (k = 100; k < 600; k++)
+		out->codes[k] = ld(&s->codes_rare[k]);
+	for (t = 0; t < FL_MAX_THREADS; t++) {
+		const fl_fnshard *sh = atomic_load_explicit(&s->shards[t], memory_order_acquire);
+		if (sh == NULL)
+			continue;
+		for (k = 0; k < 6; k++)
+			out->status[k] += ld(&sh->status[k]);
+		for (k = 0; k < FL_SHARD_CODES; k++)
+			out->codes[fl_shard_codes[k]] += ld(&sh->codes[k]);
+		fl_hist_read(&sh->latency, &out->latency);
+		fl_hist_read(&sh->stream, &out->stream);
+		for (k = 0; k < 17; k++)
+			out->grpc[k] += ld(&sh->grpc[k]);
+		for (k = 0; k < 3; k++)
+			out->thrift[k] += ld(&sh->thrift[k]);
+	}
 }
 
 void fl_fnstats_method(fl_fnstats *s, const char *method, size_t len, int code)
@@ -76,6 +177,8 @@ void fl_fnstats_unref(fl_fnstats *s)
 	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		for (k = 0; k < FL_METHOD_SLOTS; k++)
 			free(atomic_load(&s->methods[k].name));
+		for (k = 0; k < FL_MAX_THREADS; k++)
+			free(atomic_load(&s->shards[k]));
 		free(s);
 	}
 }

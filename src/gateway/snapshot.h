@@ -8,7 +8,8 @@
  * Two kinds of objects outlive a snapshot and are shared by reference:
  * fl_inst (one ready instance: address, in-flight counter, per-thread idle
  * upstream connections) and fl_fnstats (per-function counters that the
- * gateway bumps with relaxed atomics and /metrics and the autoscaler read). */
+ * gateway threads bump, shared or in per-thread shards, and /metrics, the
+ * admin API and the autoscaler read). */
 #ifndef FL_SNAPSHOT_H
 #define FL_SNAPSHOT_H
 
@@ -28,8 +29,27 @@ typedef struct fl_hist {
 	atomic_uint_fast64_t sum_us;
 } fl_hist;
 
-/* Adds one observation of `us` microseconds. */
+/* What a reader sees of one histogram (or of several, summed). */
+struct fl_hist_sum {
+	uint64_t count[FL_HIST_BUCKETS + 1];
+	uint64_t sum_us;
+};
+
+/* Adds one observation of `us` microseconds (any thread). */
 void fl_hist_observe(fl_hist *h, uint64_t us);
+/* The same for a histogram that only the calling thread writes (a shard's):
+ * plain loads and stores, no locked instruction. */
+void fl_hist_observe_own(fl_hist *h, uint64_t us);
+/* Adds h's buckets and sum to out (which the caller zeroes first). */
+void fl_hist_read(const fl_hist *h, struct fl_hist_sum *out);
+
+/* Adds n to a counter that only the calling thread writes; readers on other
+ * threads load it atomically, so they see a whole value, a moment late. */
+static inline void fl_ctr_add_own(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 /* A list head for intrusive doubly linked lists. */
 typedef struct fl_list {
@@ -61,7 +81,14 @@ static inline void fl_list_remove(fl_list *e)
 
 /* Per-function counters, alive as long as the function exists (and any
  * snapshot still points at it). Gateway threads update them; readers tolerate
- * counters that are a moment apart. */
+ * counters that are a moment apart.
+ *
+ * Counters that are only ever incremented on the request path live in one
+ * shard per gateway thread (fl_fnshard), so threads do not take turns owning
+ * the same cache lines; readers sum the shards (fl_fnstats_read). Counters that
+ * decisions read (in-flight, queued: the dispatcher, the queue bound, the
+ * autoscaler; requests: the autoscaler's idle clock) stay shared and exact. */
+
 /* Per-method counters of one function (gRPC methods, Thrift method names):
  * a small open-addressed table whose slots are claimed once, lock-free. */
 #define FL_METHOD_SLOTS 32
@@ -70,19 +97,38 @@ struct fl_method_stat {
 	atomic_uint_fast64_t count[17]; /* by gRPC status, or Thrift outcome 0..2 */
 };
 
+/* Status codes with a slot in a shard: the registered ones (and 499). Other
+ * codes are counted in the shared fl_fnstats.codes_rare. */
+#define FL_SHARD_CODES 64
+extern const uint16_t fl_shard_codes[FL_SHARD_CODES];
+
+/* One gateway thread's counters of one function. Written only by that thread
+ * (fl_ctr_add_own, fl_hist_observe_own), read by any; a whole number of cache
+ * lines, so no two threads' shards share one. */
+typedef struct fl_fnshard {
+	_Alignas(64) atomic_uint_fast64_t status[6]; /* by class: [1]=1xx ... [5]=5xx,
+							[0]=no response */
+	atomic_uint_fast64_t codes[FL_SHARD_CODES];  /* by code: fl_shard_codes[k] */
+	fl_hist latency;			     /* request duration, head to response end */
+	fl_hist stream;				     /* HTTP/2 stream duration */
+	atomic_uint_fast64_t grpc[17];		     /* gRPC answers by grpc-status */
+	atomic_uint_fast64_t thrift[3]; /* Thrift calls: reply, exception, flint's error */
+} fl_fnshard;
+
 typedef struct fl_fnstats {
+	/* Shared, read for decisions: one cache line that every request touches
+	 * anyway (in-flight goes up and down once per request). */
+	_Alignas(64) atomic_long inflight; /* requests at instances now */
+	atomic_uint_fast64_t requests;	   /* finished requests */
+	atomic_long queued;		   /* requests held waiting for room now */
 	atomic_int refs;
-	atomic_long queued;		  /* requests held waiting for room now */
-	atomic_long inflight;		  /* requests at instances now */
-	atomic_uint_fast64_t requests;	  /* finished requests */
-	atomic_uint_fast64_t status[6];	  /* by class: [1]=1xx ... [5]=5xx, [0]=no response */
-	atomic_uint_fast64_t codes[600];  /* by exact status code */
-	fl_hist latency;		  /* request duration, head to response end */
-	atomic_uint_fast64_t cold_starts; /* instances started (control) */
-	fl_hist cold;			  /* instance spawn -> ready (control) */
-	atomic_uint_fast64_t grpc[17];	  /* gRPC answers by grpc-status */
-	fl_hist stream;			  /* HTTP/2 stream duration */
-	atomic_uint_fast64_t thrift[3];	  /* Thrift calls: reply, exception, flint's error */
+	/* Per gateway thread (fl_gw.idx), made by that thread on its first count
+	 * for this function: a thread that never serves it costs a pointer. */
+	_Atomic(fl_fnshard *) shards[FL_MAX_THREADS];
+	/* Shared, rare: */
+	atomic_uint_fast64_t codes_rare[600]; /* codes without a shard slot */
+	atomic_uint_fast64_t cold_starts;     /* instances started (control) */
+	fl_hist cold;			      /* instance spawn -> ready (control) */
 	struct fl_method_stat methods[FL_METHOD_SLOTS];
 	atomic_uint_fast64_t methods_other; /* calls of methods past the table's size */
 	atomic_uint_fast64_t spills;	    /* requests that went to a reserved instance */
@@ -90,11 +136,40 @@ typedef struct fl_fnstats {
 	atomic_uint_fast64_t held;	    /* requests that waited for room */
 } fl_fnstats;
 
+/* New counters (one reference), every one zero, no shard yet. Aborts when out
+ * of memory, like fl_xcalloc. */
 fl_fnstats *fl_fnstats_new(void);
 /* Counts one call of method (counted string) with outcome code (0..16). */
 void fl_fnstats_method(fl_fnstats *s, const char *method, size_t len, int code);
 void fl_fnstats_ref(fl_fnstats *s);
+/* Drops a reference; the last one frees the counters, their shards and method names. */
 void fl_fnstats_unref(fl_fnstats *s);
+
+/* fl_fnstats_shard's slow path: makes, publishes and returns the thread's shard. */
+fl_fnshard *fl_fnstats__shard_new(fl_fnstats *s, int thread);
+/* The counters of gateway thread `thread` (0..FL_MAX_THREADS-1) for s, made on
+ * first use (aborts when out of memory). Only that thread may call this and
+ * write what it returns, and only with fl_ctr_add_own/fl_hist_observe_own. */
+static inline fl_fnshard *fl_fnstats_shard(fl_fnstats *s, int thread)
+{
+	fl_fnshard *sh = atomic_load_explicit(&s->shards[thread], memory_order_relaxed);
+
+	return sh ? sh : fl_fnstats__shard_new(s, thread);
+}
+/* Counts one answer with status (100..599; anything else counts as 0, no
+ * response) in sh, the calling thread's shard of s. */
+void fl_fnstats_status(fl_fnstats *s, fl_fnshard *sh, int status);
+
+/* Every thread's shard of s, summed: what /metrics and the admin API show. */
+typedef struct fl_fncounts {
+	uint64_t status[6];
+	uint64_t codes[600]; /* by exact code, shard slots and codes_rare together */
+	struct fl_hist_sum latency, stream;
+	uint64_t grpc[17];
+	uint64_t thrift[3];
+} fl_fncounts;
+/* Fills out (every field) from s's shards, each a moment apart from the others. */
+void fl_fnstats_read(const fl_fnstats *s, fl_fncounts *out);
 
 /* One upstream-capable instance. The control thread creates it when the
  * instance is ready and sets `gone` when it must get no new requests. */

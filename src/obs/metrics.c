@@ -3,27 +3,28 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 static uint64_t ld(const atomic_uint_fast64_t *v)
 {
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void hist(fl_buf *o, const char *metric, const char *fn, const fl_hist *h)
+static void hist(fl_buf *o, const char *metric, const char *fn, const struct fl_hist_sum *h)
 {
 	uint64_t cum = 0;
 	int i;
 
 	for (i = 0; i < FL_HIST_BUCKETS; i++) {
-		cum += ld(&h->count[i]);
+		cum += h->count[i];
 		fl_buf_printf(o, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n", metric, fn,
 			      fl_hist_bounds[i], (unsigned long long)cum);
 	}
-	cum += ld(&h->count[FL_HIST_BUCKETS]);
+	cum += h->count[FL_HIST_BUCKETS];
 	fl_buf_printf(o, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n", metric, fn,
 		      (unsigned long long)cum);
-	fl_buf_printf(o, "%s_sum{function=\"%s\"} %.6f\n", metric, fn,
-		      (double)ld(&h->sum_us) / 1e6);
+	fl_buf_printf(o, "%s_sum{function=\"%s\"} %.6f\n", metric, fn, (double)h->sum_us / 1e6);
 	fl_buf_printf(o, "%s_count{function=\"%s\"} %llu\n", metric, fn, (unsigned long long)cum);
 }
 
@@ -77,18 +78,35 @@ static void methods(fl_buf *o, const fl_route_fn *fn)
 	}
 }
 
+/* The shared cold-start histogram, read like the sharded ones. */
+static void hist_shared(fl_buf *o, const char *metric, const char *fn, const fl_hist *h)
+{
+	struct fl_hist_sum sum;
+
+	memset(&sum, 0, sizeof(sum));
+	fl_hist_read(h, &sum);
+	hist(o, metric, fn, &sum);
+}
+
 int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 {
+	/* Summed from the gateway threads' shards once per function and family;
+	 * kept off the stack, which gateway threads keep small. */
+	fl_fncounts *c = malloc(sizeof(*c));
 	int i, code;
 	size_t before = o->len;
+
+	if (c == NULL)
+		return -ENOMEM;
 
 	fl_buf_puts(o,
 		    "# HELP flint_requests_total Requests answered, by function and status code.\n"
 		    "# TYPE flint_requests_total counter\n");
 	for (i = 0; s && i < s->nfn; i++) {
 		const fl_route_fn *fn = s->fns[i];
+		fl_fnstats_read(fn->stats, c);
 		for (code = 100; code < 600; code++) {
-			uint64_t n = ld(&fn->stats->codes[code]);
+			uint64_t n = c->codes[code];
 			if (n)
 				fl_buf_printf(
 				    o, "flint_requests_total{function=\"%s\",code=\"%d\"} %llu\n",
@@ -98,16 +116,18 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	fl_buf_puts(o, "# HELP flint_request_duration_seconds Time from request head to the end of "
 		       "the response.\n"
 		       "# TYPE flint_request_duration_seconds histogram\n");
-	for (i = 0; s && i < s->nfn; i++)
-		hist(o, "flint_request_duration_seconds", s->fns[i]->name,
-		     &s->fns[i]->stats->latency);
+	for (i = 0; s && i < s->nfn; i++) {
+		fl_fnstats_read(s->fns[i]->stats, c);
+		hist(o, "flint_request_duration_seconds", s->fns[i]->name, &c->latency);
+	}
 	fl_buf_puts(o, "# HELP flint_grpc_requests_total gRPC calls answered, by function and "
 		       "grpc-status.\n"
 		       "# TYPE flint_grpc_requests_total counter\n");
 	for (i = 0; s && i < s->nfn; i++) {
 		const fl_route_fn *fn = s->fns[i];
+		fl_fnstats_read(fn->stats, c);
 		for (code = 0; code < 17; code++) {
-			uint64_t n = ld(&fn->stats->grpc[code]);
+			uint64_t n = c->grpc[code];
 			if (n)
 				fl_buf_printf(o,
 					      "flint_grpc_requests_total{function=\"%s\","
@@ -121,8 +141,9 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++) {
 		static const char *const outcome[3] = {"reply", "exception", "error"};
 		const fl_route_fn *fn = s->fns[i];
+		fl_fnstats_read(fn->stats, c);
 		for (code = 0; code < 3; code++) {
-			uint64_t n = ld(&fn->stats->thrift[code]);
+			uint64_t n = c->thrift[code];
 			if (n)
 				fl_buf_printf(o,
 					      "flint_thrift_calls_total{function=\"%s\","
@@ -138,9 +159,10 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	fl_buf_puts(o, "# HELP flint_stream_duration_seconds Time from an HTTP/2 stream's request "
 		       "head to its end.\n"
 		       "# TYPE flint_stream_duration_seconds histogram\n");
-	for (i = 0; s && i < s->nfn; i++)
-		hist(o, "flint_stream_duration_seconds", s->fns[i]->name,
-		     &s->fns[i]->stats->stream);
+	for (i = 0; s && i < s->nfn; i++) {
+		fl_fnstats_read(s->fns[i]->stats, c);
+		hist(o, "flint_stream_duration_seconds", s->fns[i]->name, &c->stream);
+	}
 	fl_buf_puts(o, "# HELP flint_cold_starts_total Instances started.\n"
 		       "# TYPE flint_cold_starts_total counter\n");
 	for (i = 0; s && i < s->nfn; i++)
@@ -151,7 +173,8 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	    "# HELP flint_cold_start_seconds Time from spawning an instance to its being ready.\n"
 	    "# TYPE flint_cold_start_seconds histogram\n");
 	for (i = 0; s && i < s->nfn; i++)
-		hist(o, "flint_cold_start_seconds", s->fns[i]->name, &s->fns[i]->stats->cold);
+		hist_shared(o, "flint_cold_start_seconds", s->fns[i]->name,
+			    &s->fns[i]->stats->cold);
 	fl_buf_puts(
 	    o, "# HELP flint_requests_held_total Requests that waited for an instance with room.\n"
 	       "# TYPE flint_requests_held_total counter\n");
@@ -200,6 +223,7 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	for (i = 0; s && i < s->nfn; i++)
 		fl_buf_printf(o, "flint_inflight{function=\"%s\"} %ld\n", s->fns[i]->name,
 			      atomic_load(&s->fns[i]->stats->inflight));
+	free(c);
 	if (extra_cb)
 		extra_cb(extra_ctx, o);
 	if (o->cap == 0 || o->len < before)

@@ -671,7 +671,7 @@ void fl_http1__finish(gw_conn *c)
 		x->up = NULL;
 	}
 	if (x->inst) {
-		fl_http1__account(x, x->status);
+		fl_http1__account(gw, x, x->status);
 		fl_dispatch_release(x->fn, x->inst);
 		x->inst = NULL;
 	}

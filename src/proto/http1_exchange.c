@@ -279,7 +279,7 @@ void fl_http1__fail_upstream(gw_conn *c, int status, const char *what)
 	}
 	if (x->rhead_sent) {
 		/* Part of the response is out: all we can do is cut it. */
-		fl_http1__account(x, x->status);
+		fl_http1__account(c->gw, x, x->status);
 		fl_http1__conn_close(c);
 		return;
 	}
@@ -331,7 +331,7 @@ static void up_on_data(void *o, const char *p, size_t n)
 	if (x->resp_done && x->inst) {
 		/* The instance is free before its answer reaches the client: a client
 		 * that sends its next request at once must find the room there. */
-		fl_http1__account(x, x->status);
+		fl_http1__account(c->gw, x, x->status);
 		fl_dispatch_release(x->fn, x->inst);
 		x->inst = NULL;
 	}
@@ -553,28 +553,12 @@ void fl_http1__dispatch(gw_conn *c)
 	fl_inst *inst;
 
 	/* Always route against the newest snapshot this thread has. */
-	if (x->sref != gw->cur) {
-		/* Move to the newest snapshot; the old one (and x->fn in it) stays
-		 * valid until released below. */
-		gw_snapref *old = x->sref;
-		x->sref = fl_gw__snap_use(gw);
-		fn = x->vname[0]
-			 ? fl_snapshot_find(x->sref->snap, x->vname, strlen(x->vname))
-			 : fl_snapshot_find(x->sref->snap, x->route.name, x->route.name_len);
-		if (fn && x->queued && fn->stats != x->fn->stats) {
-			atomic_fetch_sub(&x->fn->stats->queued, 1);
-			atomic_fetch_add(&fn->stats->queued, 1);
-		}
-		if (fn == NULL)
-			fl_http1__unhold(c);
-		x->fn = fn;
-		if (old)
-			fl_gw__snap_done(gw, old);
-		if (fn == NULL) {
-			fl_http1__respond_error(c, 404, 0, "no function named %.*s",
-						(int)x->route.name_len, x->route.name);
-			return;
-		}
+	if (fl_gw__snap_move(gw, &x->sref, &x->fn, x->vname[0] ? x->vname : x->route.name,
+			     x->vname[0] ? strlen(x->vname) : x->route.name_len, &x->queued) < 0) {
+		fl_http1__unhold(c);
+		fl_http1__respond_error(c, 404, 0, "no function named %.*s", (int)x->route.name_len,
+					x->route.name);
+		return;
 	}
 	fn = x->fn;
 	if (fn->state == FL_FN_FAILING) {

@@ -143,8 +143,9 @@ const char *fl_http1__reason_phrase(int status);
 /* Closes after what was written has been sent (lingering if the request body
  * was not read whole). */
 void fl_http1__close_after_write(gw_conn *c);
-/* Counts an answered request in its function's metrics (nothing without one). */
-void fl_http1__account(exch *x, int status);
+/* Counts an answered request in its function's metrics (nothing without one), in
+ * gateway thread gw's shard. */
+void fl_http1__account(const fl_gw *gw, exch *x, int status);
 /* Sends a response made by the gateway; body is copied. close_conn: close after
  * it; else the connection continues when the request has been read whole. The
  * exchange may be over afterwards: callers do not touch c->x again. */

@@ -98,22 +98,18 @@ void fl_http1__close_after_write(gw_conn *c)
 	fl_http1__timer_start(&c->timer, 10000); /* a client that never reads cannot hold us */
 }
 
-void fl_http1__account(exch *x, int status)
+void fl_http1__account(const fl_gw *gw, exch *x, int status)
 {
 	fl_fnstats *st;
-	uint64_t us;
+	fl_fnshard *sh;
 
 	if (x->fn == NULL)
 		return;
 	st = x->fn->stats;
-	us = (fl_now_ns() - x->t_start) / 1000;
-	if (status < 100 || status > 599)
-		status = 0;
+	sh = fl_fnstats_shard(st, gw->idx);
 	atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&st->status[status / 100], 1, memory_order_relaxed);
-	if (status)
-		atomic_fetch_add_explicit(&st->codes[status], 1, memory_order_relaxed);
-	fl_hist_observe(&st->latency, us);
+	fl_fnstats_status(st, sh, status);
+	fl_hist_observe_own(&sh->latency, (fl_now_ns() - x->t_start) / 1000);
 }
 
 /* Sends a response made by the gateway. close_conn: close after it; else the
@@ -148,7 +144,7 @@ static void respond_local_h(gw_conn *c, int status, const char *ctype, const cha
 		return;
 	}
 	if (x)
-		fl_http1__account(x, status);
+		fl_http1__account(c->gw, x, status);
 	if (close_conn) {
 		fl_http1__close_after_write(c);
 		return;

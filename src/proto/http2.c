@@ -153,6 +153,7 @@ static void st_unhold(h2s *st)
 static void st_account(h2s *st)
 {
 	fl_fnstats *s;
+	fl_fnshard *sh;
 	uint64_t us;
 	int code = st->status;
 
@@ -160,21 +161,18 @@ static void st_account(h2s *st)
 		return;
 	st->started = 2;
 	s = st->fn->stats;
+	sh = fl_fnstats_shard(s, st->h->gw->idx);
 	us = (fl_now_ns() - st->t_start) / 1000;
-	if (code < 100 || code > 599)
-		code = 0;
 	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->status[code / 100], 1, memory_order_relaxed);
-	if (code)
-		atomic_fetch_add_explicit(&s->codes[code], 1, memory_order_relaxed);
+	fl_fnstats_status(s, sh, code);
 	if (st->grpc && st->grpc_status >= 0 && st->grpc_status <= 16) {
-		atomic_fetch_add_explicit(&s->grpc[st->grpc_status], 1, memory_order_relaxed);
+		fl_ctr_add_own(&sh->grpc[st->grpc_status], 1);
 		if (st->i_path >= 0 && st->hd[st->i_path].vl > 1) /* "/pkg.Service/Method" */
 			fl_fnstats_method(s, fl_h2__hs(&st->hb, st->hd[st->i_path].vo) + 1,
 					  st->hd[st->i_path].vl - 1, st->grpc_status);
 	}
-	fl_hist_observe(&s->latency, us);
-	fl_hist_observe(&s->stream, us);
+	fl_hist_observe_own(&sh->latency, us);
+	fl_hist_observe_own(&sh->stream, us);
 }
 
 /* Leaves the upstream stream (cancelling it if it is still open). */
@@ -412,26 +410,15 @@ void fl_h2__st_dispatch(h2s *st)
 	h2_up *u;
 
 	if (st->sref != gw->cur) {
-		/* Move to the newest snapshot; the old one (and st->fn in it) stays
-		 * valid until released below. */
-		gw_snapref *old = st->sref;
-		st->sref = fl_gw__snap_use(gw);
-		fn = fl_snapshot_find(st->sref->snap, st->fn->name, strlen(st->fn->name));
-		if (fn && st->queued && fn->stats != st->fn->stats) {
-			atomic_fetch_sub(&st->fn->stats->queued, 1);
-			atomic_fetch_add(&fn->stats->queued, 1);
-		}
-		if (fn == NULL) {
-			char name[64];
-			snprintf(name, sizeof(name), "%s", st->fn->name);
+		/* The name in the error: st->fn goes with the old snapshot. */
+		char name[64];
+		snprintf(name, sizeof(name), "%s", st->fn->name);
+		if (fl_gw__snap_move(gw, &st->sref, &st->fn, st->fn->name, strlen(st->fn->name),
+				     &st->queued) < 0) {
 			st_unhold(st);
-			st->fn = NULL;
-			fl_gw__snap_done(gw, old);
 			fl_h2__st_fail(st, 404, 12, "function %s was removed", name);
 			return;
 		}
-		st->fn = fn;
-		fl_gw__snap_done(gw, old);
 	}
 	fn = st->fn;
 	if (fn->state == FL_FN_FAILING) {

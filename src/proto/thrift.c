@@ -99,16 +99,16 @@ static void call_unhold(tcall *k)
 static void call_account(tcall *k, int outcome)
 {
 	fl_fnstats *s;
-	uint64_t us;
+	fl_fnshard *sh;
 
 	if (k->fn == NULL)
 		return;
 	s = k->fn->stats;
-	us = (fl_now_ns() - k->t_start) / 1000;
+	sh = fl_fnstats_shard(s, k->t->gw->idx);
 	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->thrift[outcome], 1, memory_order_relaxed);
+	fl_ctr_add_own(&sh->thrift[outcome], 1);
 	fl_fnstats_method(s, k->method, strlen(k->method), outcome);
-	fl_hist_observe(&s->latency, us);
+	fl_hist_observe_own(&sh->latency, (fl_now_ns() - k->t_start) / 1000);
 }
 
 static void call_timer_closed(uv_handle_t *h)
@@ -366,24 +366,11 @@ static void call_dispatch(tcall *k)
 	fl_route_fn *fn;
 	fl_inst *inst;
 
-	if (k->sref != gw->cur) {
-		gw_snapref *old = k->sref;
-		k->sref = fl_gw__snap_use(gw);
-		fn = fl_snapshot_find(k->sref->snap, k->fn->name, strlen(k->fn->name));
-		if (fn && k->queued && fn->stats != k->fn->stats) {
-			atomic_fetch_sub(&k->fn->stats->queued, 1);
-			atomic_fetch_add(&fn->stats->queued, 1);
-		}
-		if (fn == NULL)
-			call_unhold(k);
-		else
-			k->fn = fn;
-		fl_gw__snap_done(gw, old);
-		if (fn == NULL) {
-			k->fn = NULL;
-			call_fail(k, 1, "the function serving this call was removed");
-			return;
-		}
+	if (fl_gw__snap_move(gw, &k->sref, &k->fn, k->fn->name, strlen(k->fn->name), &k->queued) <
+	    0) {
+		call_unhold(k);
+		call_fail(k, 1, "the function serving this call was removed");
+		return;
 	}
 	fn = k->fn;
 	if (fn->state == FL_FN_FAILING) {

@@ -454,16 +454,167 @@ static void test_pick_threads(void **state)
 	pthread_barrier_destroy(&st.start);
 }
 
+/* Every registered code has its own slot, and the inverse table agrees. */
+static void test_shard_codes(void **state)
+{
+	int k, n = 0;
+
+	for (k = 0; k < FL_SHARD_CODES; k++) {
+		assert_true(fl_shard_codes[k] >= 100 && fl_shard_codes[k] <= 599);
+		if (k > 0)
+			assert_true(fl_shard_codes[k] > fl_shard_codes[k - 1]);
+		if (code_slot[fl_shard_codes[k]] != k + 1)
+			fail_msg("code %d: slot %d, not %d", fl_shard_codes[k],
+				 code_slot[fl_shard_codes[k]], k + 1);
+	}
+	for (k = 0; k < 600; k++)
+		n += code_slot[k] != 0;
+	assert_int_equal(n, FL_SHARD_CODES);
+	assert_int_not_equal(code_slot[200], 0);
+	assert_int_not_equal(code_slot[429], 0);
+	assert_int_equal(code_slot[299], 0);
+}
+
+/* Counts land in the counting thread's shard; readers see their sum. */
+static void test_shards_sum(void **state)
+{
+	fl_fnstats *s = fl_fnstats_new();
+	fl_fnshard *a, *b;
+	fl_fncounts c;
+	int t;
+
+	/* A cache line each: no two threads' counters share one. */
+	assert_int_equal(sizeof(fl_fnshard) % 64, 0);
+	assert_int_equal((uintptr_t)s % 64, 0);
+	/* 1,000 functions served by 2 threads stay within a few MiB. */
+	assert_true(sizeof(fl_fnshard) <= 1024);
+	for (t = 0; t < FL_MAX_THREADS; t++)
+		assert_null(atomic_load(&s->shards[t]));
+	fl_fnstats_read(s, &c);
+	assert_int_equal(c.status[2], 0);
+	assert_int_equal(c.latency.count[0], 0);
+
+	a = fl_fnstats_shard(s, 0);
+	b = fl_fnstats_shard(s, 5);
+	assert_ptr_equal(fl_fnstats_shard(s, 0), a); /* made once */
+	assert_ptr_not_equal(a, b);
+	assert_int_equal((uintptr_t)a % 64, 0);
+	assert_int_equal((uintptr_t)b % 64, 0);
+	for (t = 0; t < FL_MAX_THREADS; t++)
+		if (t != 0 && t != 5)
+			assert_null(atomic_load(&s->shards[t])); /* unused threads cost nothing */
+
+	fl_fnstats_status(s, a, 200);
+	fl_fnstats_status(s, a, 200);
+	fl_fnstats_status(s, a, 404);
+	fl_fnstats_status(s, a, 299); /* no slot: the shared table */
+	fl_fnstats_status(s, a, 0);
+	fl_fnstats_status(s, a, 999); /* not a status: no response */
+	fl_fnstats_status(s, b, 200);
+	fl_fnstats_status(s, b, 503);
+	fl_fnstats_status(s, b, 299);
+	fl_hist_observe_own(&a->latency, 700);	 /* le 0.001 */
+	fl_hist_observe_own(&b->latency, 30000); /* le 0.05 */
+	fl_hist_observe_own(&b->stream, 30000);
+	fl_ctr_add_own(&a->grpc[14], 1);
+	fl_ctr_add_own(&b->grpc[14], 2);
+	fl_ctr_add_own(&b->thrift[1], 1);
+
+	fl_fnstats_read(s, &c);
+	assert_int_equal(c.status[0], 2);
+	assert_int_equal(c.status[2], 5);
+	assert_int_equal(c.status[4], 1);
+	assert_int_equal(c.status[5], 1);
+	assert_int_equal(c.codes[200], 3);
+	assert_int_equal(c.codes[299], 2);
+	assert_int_equal(c.codes[404], 1);
+	assert_int_equal(c.codes[503], 1);
+	assert_int_equal(c.codes[0], 0);
+	assert_int_equal(atomic_load(&s->codes_rare[299]), 2);
+	assert_int_equal(atomic_load(&s->codes_rare[200]), 0);
+	assert_int_equal(c.latency.count[1], 1);
+	assert_int_equal(c.latency.count[6], 1);
+	assert_int_equal(c.latency.sum_us, 30700);
+	assert_int_equal(c.stream.count[6], 1);
+	assert_int_equal(c.stream.count[1], 0);
+	assert_int_equal(c.grpc[14], 3);
+	assert_int_equal(c.thrift[1], 1);
+	assert_int_equal(c.thrift[0], 0);
+	fl_fnstats_unref(s); /* frees the shards: the sanitizer build checks it */
+}
+
+#define SHARD_THREADS 4
+#define SHARD_ITERS   200000
+
+struct shard_run {
+	fl_fnstats *s;
+	int idx;
+	pthread_barrier_t *start;
+	atomic_int *done;
+};
+
+static void *shard_writer(void *arg)
+{
+	struct shard_run *r = arg;
+	int n;
+
+	pthread_barrier_wait(r->start);
+	for (n = 0; n < SHARD_ITERS; n++) {
+		fl_fnshard *sh = fl_fnstats_shard(r->s, r->idx);
+		fl_fnstats_status(r->s, sh, n % 2 ? 200 : 502);
+		fl_hist_observe_own(&sh->latency, 1);
+	}
+	atomic_fetch_add(r->done, 1);
+	return NULL;
+}
+
+/* Threads counting at once into their own shards lose nothing, and a reader
+ * running meanwhile never sees a total go down. */
+static void test_shards_threads(void **state)
+{
+	fl_fnstats *s = fl_fnstats_new();
+	struct shard_run run[SHARD_THREADS];
+	pthread_t th[SHARD_THREADS];
+	pthread_barrier_t start;
+	atomic_int done = 0;
+	uint64_t last = 0;
+	fl_fncounts *c = fl_xmalloc(sizeof(*c));
+	int t;
+
+	assert_int_equal(pthread_barrier_init(&start, NULL, SHARD_THREADS + 1), 0);
+	for (t = 0; t < SHARD_THREADS; t++) {
+		run[t] = (struct shard_run){s, t * 3, &start, &done};
+		assert_int_equal(pthread_create(&th[t], NULL, shard_writer, &run[t]), 0);
+	}
+	pthread_barrier_wait(&start);
+	while (atomic_load(&done) < SHARD_THREADS) {
+		fl_fnstats_read(s, c);
+		if (c->latency.count[0] < last)
+			fail_msg("the total went down from %llu to %llu", (unsigned long long)last,
+				 (unsigned long long)c->latency.count[0]);
+		last = c->latency.count[0];
+	}
+	for (t = 0; t < SHARD_THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	fl_fnstats_read(s, c);
+	assert_int_equal(c->codes[200], SHARD_THREADS * SHARD_ITERS / 2);
+	assert_int_equal(c->codes[502], SHARD_THREADS * SHARD_ITERS / 2);
+	assert_int_equal(c->status[2] + c->status[5], SHARD_THREADS * SHARD_ITERS);
+	assert_int_equal(c->latency.count[0], SHARD_THREADS * SHARD_ITERS);
+	assert_int_equal(c->latency.sum_us, SHARD_THREADS * SHARD_ITERS);
+	pthread_barrier_destroy(&start);
+	free(c);
+	fl_fnstats_unref(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_find),
-	    cmocka_unit_test(test_find_many),
-	    cmocka_unit_test(test_refcounts),
-	    cmocka_unit_test(test_hist),
-	    cmocka_unit_test(test_pick_least_loaded),
-	    cmocka_unit_test(test_pick_cap),
-	    cmocka_unit_test(test_pick_skips_gone),
+	    cmocka_unit_test(test_find),	   cmocka_unit_test(test_find_many),
+	    cmocka_unit_test(test_refcounts),	   cmocka_unit_test(test_hist),
+	    cmocka_unit_test(test_shard_codes),	   cmocka_unit_test(test_shards_sum),
+	    cmocka_unit_test(test_shards_threads), cmocka_unit_test(test_pick_least_loaded),
+	    cmocka_unit_test(test_pick_cap),	   cmocka_unit_test(test_pick_skips_gone),
 	    cmocka_unit_test(test_pick_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
