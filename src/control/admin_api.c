@@ -36,6 +36,7 @@ static json_t *inst_json(ctl_inst *in)
 	json_object_set_new(j, "stale", json_boolean(in->stale));
 	json_object_set_new(j, "kind", json_string(in->reserved ? "reserved" : "elastic"));
 	json_object_set_new(j, "warm", json_boolean(in->warm));
+	json_object_set_new(j, "zygote", json_boolean(in->zygote));
 	json_object_set_new(
 	    j, "overloaded",
 	    json_boolean(in->pub && atomic_load(&in->pub->overloaded_until_ms) > fl_now_ms()));
@@ -250,6 +251,9 @@ int ctl_put_spec(fl_ctl *ctl, const char *name, const json_t *j, uint64_t *versi
 			ctl_traffic_reset(ctl, old); /* a new version takes all the traffic */
 	}
 	free(text);
+	/* Routable before the answer goes out: a client's next request (through the
+	 * gateway, which answers offloaded /system calls itself) must find it. */
+	ctl_publish_now(ctl);
 	return 0;
 }
 

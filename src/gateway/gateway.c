@@ -16,8 +16,15 @@ static fl_gw *gws;
 static int ngw;
 static struct fl_gw_opts opts;
 
+static void refresh_snapshot(fl_gw *gw);
+
 gw_snapref *fl_gw__snap_use(fl_gw *gw)
 {
+	/* A request that starts now sees every function deployed before it was sent, even
+	 * if this thread's wake-up for the new snapshot has not run yet (a deploy answers
+	 * once the snapshot is published). */
+	if (gw->cur->snap->gen != fl_snapshot_current_gen())
+		refresh_snapshot(gw);
 	gw->cur->users++;
 	return gw->cur;
 }

@@ -388,6 +388,7 @@ void fl_snapshot_unref(fl_snapshot *s)
 
 static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
 static fl_snapshot *current;
+static atomic_uint_fast64_t current_gen;
 
 void fl_snapshot_publish(fl_snapshot *s)
 {
@@ -396,8 +397,14 @@ void fl_snapshot_publish(fl_snapshot *s)
 	pthread_mutex_lock(&current_mu);
 	old = current;
 	current = s;
+	atomic_store_explicit(&current_gen, s ? s->gen : 0, memory_order_release);
 	pthread_mutex_unlock(&current_mu);
 	fl_snapshot_unref(old);
+}
+
+uint64_t fl_snapshot_current_gen(void)
+{
+	return atomic_load_explicit(&current_gen, memory_order_acquire);
 }
 
 fl_snapshot *fl_snapshot_acquire(void)

@@ -287,5 +287,8 @@ void fl_snapshot_publish(fl_snapshot *s);
  * been published; NULL before). Takes a mutex: call it on snapshot change, not
  * per request. */
 fl_snapshot *fl_snapshot_acquire(void);
+/* The generation of the snapshot published last: one atomic load, for a thread to see
+ * cheaply whether its own is still the newest. */
+uint64_t fl_snapshot_current_gen(void);
 
 #endif
