@@ -28,6 +28,8 @@ COLD = int(os.environ.get("CS_COLD", "100"))
 SPAWN = int(os.environ.get("CS_SPAWN", "100"))
 DENSITY = int(os.environ.get("CS_DENSITY", "1000"))
 BURST = int(os.environ.get("CS_BURST", "200"))
+PY_COLD = int(os.environ.get("CS_PY", "20"))
+PY_DIR = os.environ.get("CS_PY_DIR", "")
 
 S = requests.Session()
 S.headers["Authorization"] = "Bearer " + TOKEN
@@ -141,6 +143,35 @@ def cold_starts(sandbox, d=D1):
         remove(n, d)
     wait_no_instances(d=d)
     return v, server, warm
+
+
+def py_cold_starts(d):
+    """TTFB of the first request to each of PY_COLD fresh functions of the Python template
+    (CS_PY_DIR, made by `flint new -l python`), after one primer start (the pool keeps
+    Python zygotes once it has seen one), and how many came from a zygote."""
+    spec = {"command": ["python3", "flint_runtime.py"], "workdir": PY_DIR,
+            "scale": {"min": 0, "max": 1, "idle_timeout": "10m"},
+            "health": {"path": "/healthz", "startup_timeout": "60s"},
+            "queue": {"timeout": "60s"}}
+    names = ["py-%d" % i for i in range(PY_COLD + 1)]
+    for n in names:
+        r = d.s.put(d.admin + "/v1/functions/" + n, data=json.dumps(spec))
+        if r.status_code not in (200, 201):
+            sys.exit("coldstart: deploying %s failed: %s" % (n, r.text))
+    v, zyg = [], 0
+    for i, n in enumerate(names):
+        time.sleep(0.5)  # room for the pool to make a zygote, as between real deploys
+        ms, resp = ttfb("/function/%s/" % n, gw=d.gw)
+        if " 200 " not in resp.split("\r\n", 1)[0]:
+            sys.exit("coldstart: %s answered %r" % (n, resp[:200]))
+        if i > 0:
+            v.append(ms)
+    for n in names[1:]:
+        zyg += sum(1 for i in instances(n, d) if i.get("zygote"))
+    for n in names:
+        remove(n, d)
+    wait_no_instances(d=d)
+    return v, zyg
 
 
 def spawn_rate(sandbox):
@@ -305,6 +336,14 @@ def main():
         if server:
             row("  flint's spawn-to-ready, %s, p50 / p99" % label,
                 "%.2f / %.2f ms" % (pct(server, 50), pct(server, 99)), "")
+    if PY_DIR and PY_COLD > 0:
+        for d, label in [(D1, "Python zygote")] + ([(D2, "--warm-pool 0")] if D2 else []):
+            log("Python template cold starts, %s" % label)
+            v, zyg = py_cold_starts(d)
+            row("Python template cold start, %s, TTFB p50 / p99 (%d functions, %d from a "
+                "zygote)" % (label, len(v), zyg),
+                "%.2f / %.2f ms" % (pct(v, 50), pct(v, 99)),
+                "≤ 15 ms p50" if d is D1 else "")
     for sandbox in (True, False):
         log("spawn rate, sandbox=%s" % sandbox)
         rate, rate_api, wall = spawn_rate(sandbox)

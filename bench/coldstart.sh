@@ -10,8 +10,8 @@
 # Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
 #
 # Environment: CS_COLD (default 100), CS_SPAWN (100), CS_DENSITY (1000, 0 skips),
-# CS_BURST (200), FLINT_THREADS (2). Needs root: sandboxes are built with flint's
-# privileges.
+# CS_BURST (200), CS_PY (20 Python template functions, 0 skips), FLINT_THREADS (2).
+# Needs root: sandboxes are built with flint's privileges.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -23,13 +23,13 @@ die() {
 	exit 1
 }
 
-for v in "${CS_COLD:=100}" "${CS_SPAWN:=100}" "${CS_DENSITY:=1000}" "${CS_BURST:=200}" \
+for v in "${CS_COLD:=100}" "${CS_SPAWN:=100}" "${CS_DENSITY:=1000}" "${CS_BURST:=200}" "${CS_PY:=20}" \
 	"${FLINT_THREADS:=2}"; do
 	case $v in
 	'' | *[!0-9]*) die "CS_COLD, CS_SPAWN, CS_DENSITY, CS_BURST and FLINT_THREADS must be whole numbers (got '$v')." ;;
 	esac
 done
-export CS_COLD CS_SPAWN CS_DENSITY CS_BURST
+export CS_COLD CS_SPAWN CS_DENSITY CS_BURST CS_PY
 [ "$(id -u)" = 0 ] || die "run as root: sandboxed instances need it."
 [ -x bin/flint ] || die "bin/flint is missing; run make first."
 command -v cc >/dev/null 2>&1 || die "cc is not installed; run make deps first."
@@ -41,6 +41,10 @@ mkdir -p "$T/hello" || die "cannot create $T/hello."
 cc -O2 -o "$T/hello/hello" examples/hello-c/hello.c || die "building examples/hello-c failed."
 chmod -R a+rX "$T/hello"
 cc -O2 -o "$T/coldfloor" bench/coldfloor.c || die "building bench/coldfloor.c failed."
+# A function of the Python template, for the zygote's figure.
+FLINT_TEMPLATES=$ROOT/templates bin/flint new pyc -l python --dir "$T" >/dev/null ||
+	die "flint new -l python failed."
+chmod -R a+rX "$T/pyc"
 # 2,000 processes and 4,000 pipes for 1,000 instances.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 ulimit -u unlimited 2>/dev/null
@@ -93,4 +97,5 @@ CS_GW2=127.0.0.1:$GW2 CS_ADMIN2=127.0.0.1:$ADMIN2 CS_TOKEN2=$(cat "$T/data2/toke
 	CS_FLINT_PID2=$FLINT_PID2 \
 	CS_GW=127.0.0.1:$GW CS_ADMIN=127.0.0.1:$ADMIN CS_TOKEN=$(cat "$T/data/token") \
 	CS_FLINT_PID=$FLINT_PID CS_DIR=$T/hello CS_OUT=$T/results.md CS_FLOOR=$T/floor.txt \
+	CS_PY_DIR=$T/pyc \
 	$PY "$ROOT/bench/coldstart.py" || die "the measurements failed; see $T/flint.log."

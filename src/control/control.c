@@ -483,10 +483,6 @@ int fl_serve_main(int argc, char **argv)
 	if (reaped)
 		fl_warn("serve", "stopped %d instance process groups left by an earlier run",
 			reaped);
-	/* Sandboxes built ahead of need hide the data directory like every other. */
-	if (warm_pool > 0 && geteuid() == 0 && realpath(ctl->data_dir, rundir) &&
-	    fl_spawner_pool(ctl->sp, (unsigned)warm_pool, rundir) == 0)
-		fl_info("sandbox", "keeping up to %ld sandboxes built ahead of need", warm_pool);
 
 	if (load_token(ctl, err, sizeof(err)) < 0 ||
 	    fl_registry_open(ctl->data_dir, &ctl->reg, err, sizeof(err)) < 0 ||
@@ -542,6 +538,11 @@ int fl_serve_main(int argc, char **argv)
 		goto fail;
 	}
 	ctl_traffic_load(ctl);
+	/* Sandboxes built ahead of need hide the data directory like every other; with a
+	 * function of the Python template deployed, a Python zygote is kept from the start. */
+	if (warm_pool > 0 && geteuid() == 0 && realpath(ctl->data_dir, rundir) &&
+	    fl_spawner_pool(ctl->sp, (unsigned)warm_pool, rundir, ctl_python_functions(ctl)) == 0)
+		fl_info("sandbox", "keeping up to %ld sandboxes built ahead of need", warm_pool);
 	ctl_publish_now(ctl);
 
 	memset(&gopts, 0, sizeof(gopts));

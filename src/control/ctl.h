@@ -45,6 +45,7 @@ typedef struct ctl_inst {
 	int failed_stop;   /* being replaced because the gateway saw it fail */
 	int netns;	   /* its network namespace (a reference of its own), or -1: host's */
 	int warm;	   /* it started in a sandbox built ahead of need */
+	int zygote;	   /* ... holding a pre-imported Python interpreter */
 	fl_list fast_link; /* ctl->probe_fast, while fast is set */
 	int fast;
 	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
@@ -166,6 +167,8 @@ const char *ctl_inst_state_name(enum inst_state s);
 /* Stops every instance (drain first when graceful). */
 void ctl_stop_all(fl_ctl *ctl);
 int ctl_count_instances(fl_ctl *ctl);
+/* Whether a function of the Python template runs sandboxed (a Python zygote can run it). */
+int ctl_python_functions(fl_ctl *ctl);
 
 /* versions.c: traffic split between versions of a function. */
 /* Sets fn's split (n entries; n == 0 clears it), starting "NAME@vN" functions

@@ -26,6 +26,7 @@
 #include "gateway/gateway.h"
 #include "net/listen.h"
 #include "runtime/netns.h"
+#include "runtime/pyzygote.h"
 #include "runtime/sandbox_linux.h"
 
 #include <limits.h>
@@ -310,7 +311,10 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	fn->reason[0] = '\0';
 	fn->state = F_READY;
 	ctl_event(fn, "instance i-%llu ready on port %d in %.1f ms%s", (unsigned long long)in->id,
-		  in->port, (double)us / 1000, in->warm ? " (warm sandbox)" : "");
+		  in->port, (double)us / 1000,
+		  in->zygote ? " (Python zygote)"
+		  : in->warm ? " (warm sandbox)"
+			     : "");
 	/* A new version is ready: older instances drain. */
 	for (l = fn->insts.next; l != &fn->insts; l = next) {
 		ctl_inst *o = fl_container_of(l, ctl_inst, link);
@@ -699,7 +703,8 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 					 .hide = realpath(ctl->data_dir, hide),
 					 .rootfs = sb.rootfs,
 					 .code = sb.code,
-					 .netns = in->netns > 0 ? in->netns : 0};
+					 .netns = in->netns > 0 ? in->netns : 0,
+					 .zygote = !sb.rootfs && fl_pyzygote_fits(argv)};
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
@@ -890,6 +895,7 @@ void ctl_spawner_events(fl_ctl *ctl)
 		case FL_SPAWN_STARTED:
 			in->pid = ev.pid;
 			in->warm = ev.warm;
+			in->zygote = ev.zygote;
 			open_pipe(in, &in->out, ev.out_fd);
 			open_pipe(in, &in->err, ev.err_fd);
 			if (in->state == I_STOPPING) {
@@ -1070,6 +1076,19 @@ void ctl_scale(fl_ctl *ctl, ctl_fn *fn)
 }
 
 /* ---- functions ---- */
+
+int ctl_python_functions(fl_ctl *ctl)
+{
+	fl_list *l;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
+		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
+		if (fn->spec->sandbox && !fn->spec->rootfs && !fn->spec->image && fn->spec->argv &&
+		    fl_pyzygote_fits(fn->spec->argv))
+			return 1;
+	}
+	return 0;
+}
 
 static void fn_free_now(ctl_fn *fn)
 {

@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "runtime/cgroup.h"
 #include "runtime/netns.h"
+#include "runtime/pyzygote.h"
 #include "runtime/seccomp.h"
 
 #include <dirent.h>
@@ -111,12 +112,11 @@ __attribute__((noreturn)) void fl_sandbox_fail(int ep, int step, int err, const 
 	_exit(127);
 }
 
-__attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, char **envp, int out_w,
-					       int err_w, int ep)
+void fl_sandbox_default_signals(void)
 {
 	struct sigaction sa;
 	sigset_t none;
-	int i, nul;
+	int i;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -126,6 +126,14 @@ __attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, cha
 			sigaction(i, &sa, NULL); /* fails harmlessly for the libc-reserved ones */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+__attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, char **envp, int out_w,
+					       int err_w, int ep)
+{
+	int nul;
+
+	fl_sandbox_default_signals();
 	nul = open("/dev/null", O_RDONLY);
 	if (nul < 0)
 		fl_sandbox_fail(ep, FL_SB_STEP_SETUP, errno, NULL);
@@ -553,9 +561,11 @@ __attribute__((noreturn)) static void sb_init_loop(pid_t cmd, const sigset_t *se
 }
 
 /* The end of every sandboxed start, once the generic view is built: the function's part
- * of the view, its identity, then the command forked and the init's loop. */
-__attribute__((noreturn)) static void
-sb_finish(const struct fl_sandbox_child *c, struct fl_sandbox_fds *f, const char *bind, int hidden)
+ * of the view, its identity, then the command forked and the init's loop. zygote > 0 is
+ * a Python zygote already running (pyzygote.h), given the instance on spec_w instead. */
+__attribute__((noreturn)) static void sb_finish(const struct fl_sandbox_child *c,
+						struct fl_sandbox_fds *f, const char *bind,
+						int hidden, pid_t zygote, int spec_w)
 {
 	struct sigaction sa;
 	struct pollfd pp = {c->parent_pidfd, POLLIN, 0};
@@ -592,6 +602,19 @@ sb_finish(const struct fl_sandbox_child *c, struct fl_sandbox_fds *f, const char
 		sigaction(sb_forwarded[i], &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 
+	if (zygote > 0) {
+		/* It joins the network namespace through /proc/1 (this process, joined above)
+		 * and drops its privileges itself. */
+		signal(SIGPIPE, SIG_IGN);
+		errno = -fl_pyzygote_give(spec_w, c->sb->uid, c->sb->gid, c->cwd, c->argv, c->envp,
+					  c->sb->netns > 0);
+		if (errno) {
+			kill(zygote, SIGKILL);
+			fl_sandbox_fail(c->ep_w, FL_SB_STEP_SETUP, errno, NULL);
+		}
+		cmd = zygote;
+		goto started;
+	}
 	/* vfork: the command shares the init's memory until it execs, and the init waits.
 	 * A fork copies the init's page tables, which costs ~0.8 ms on this kind of VM; the
 	 * child only changes per-task state (group, signals, seccomp) and environ, which the
@@ -608,6 +631,7 @@ sb_finish(const struct fl_sandbox_child *c, struct fl_sandbox_fds *f, const char
 		fl_sandbox_exec(c->cwd ? c->cwd : "/tmp", c->argv, c->envp, c->out_w, c->err_w,
 				c->ep_w);
 	}
+started:
 	/* The init is the function's too: the same filter, now that the command runs. */
 	sb_seccomp(c->ep_w);
 	/* Only the command holds these now: EOF on ep means it exec'ed. */
@@ -647,7 +671,7 @@ __attribute__((noreturn)) static void sb_child(const struct fl_sandbox_child *c)
 		;
 	if (fl_sandbox_prepare(c->sb, bind, &f, &e) < 0)
 		fl_sandbox_fail(c->ep_w, e.step, e.err, e.what);
-	sb_finish(c, &f, bind, sb_view(c->sb->rootfs, c->sb->hide, bind, f.nsec, c->ep_w));
+	sb_finish(c, &f, bind, sb_view(c->sb->rootfs, c->sb->hide, bind, f.nsec, c->ep_w), 0, -1);
 }
 
 static int sb_int_cmp(const void *a, const void *b)
@@ -678,16 +702,31 @@ __attribute__((noreturn)) static void sb_warm_child(const struct fl_sandbox_warm
 	int keep[] = {w->ep_w, w->out_w, w->err_w, w->status_w, w->parent_pidfd, w->sock};
 	struct fl_sandbox_child c;
 	struct fl_sandbox_fds f;
-	int hidden;
+	int hidden, spec_w = -1;
+	pid_t zygote = 0;
 
 	/* It lives long: it must not hold the spawner's other descriptors (the ends of other
 	 * instances' pipes, other warm sandboxes' sockets) meanwhile. */
 	sb_keep_fds(keep, sizeof(keep) / sizeof(keep[0]));
 	sb_begin(w->ep_w, "flint-warm");
 	hidden = sb_view(NULL, w->hide, NULL, 0, w->ep_w);
+	if (w->python) {
+		zygote = fl_pyzygote_start(w->ep_w, w->out_w, w->err_w, &spec_w);
+		if (zygote < 0) {
+			errno = -zygote;
+			sb_die(w->ep_w, "start the Python zygote", NULL);
+		}
+	}
 	memset(&c, 0, sizeof(c));
 	if (w->wait(w->arg, &c, &f) < 0)
 		_exit(0);
+	/* An instance the zygote cannot run gets a command of its own. */
+	if (zygote > 0 && !c.sb->zygote) {
+		kill(zygote, SIGKILL);
+		waitpid(zygote, NULL, 0);
+		close(spec_w);
+		zygote = 0;
+	}
 	prctl(PR_SET_NAME, "flint-init");
 	c.ep_w = w->ep_w;
 	c.out_w = w->out_w;
@@ -695,7 +734,7 @@ __attribute__((noreturn)) static void sb_warm_child(const struct fl_sandbox_warm
 	c.status_w = w->status_w;
 	c.parent_pidfd = w->parent_pidfd;
 	c.sync_r = -1;
-	sb_finish(&c, &f, c.cwd, hidden);
+	sb_finish(&c, &f, c.cwd, hidden, zygote, spec_w);
 }
 
 /* A raw clone behaves like fork (same stack, copied) and, unlike unshare, leaves the

@@ -53,6 +53,9 @@ struct fl_sandbox {
 	/* The network namespace to join (`network: isolated`, runtime/netns.h): a descriptor,
 	 * or 0 (never a namespace: it is standard input) to stay on the host's network. */
 	int netns;
+	/* The command is the Python template's runtime (runtime/pyzygote.h): a warm sandbox
+	 * with a pre-imported interpreter may run it. */
+	int zygote;
 };
 
 #define FL_SANDBOX_MAX_SECRETS 64
@@ -131,7 +134,8 @@ void fl_sandbox_fds_close(struct fl_sandbox_fds *f);
 struct fl_sandbox_warm {
 	const char *hide;
 	int ep_w, out_w, err_w, status_w, parent_pidfd;
-	int sock; /* what wait reads from; every other descriptor is closed in the init */
+	int sock;   /* what wait reads from; every other descriptor is closed in the init */
+	int python; /* start a Python zygote (runtime/pyzygote.h) while waiting */
 	int (*wait)(void *arg, struct fl_sandbox_child *c, struct fl_sandbox_fds *f);
 	void *arg;
 };
@@ -148,6 +152,10 @@ int fl_sandbox_warm_fits(const struct fl_sandbox *sb);
  * Failures are reported through ep and end the process with status 127. */
 __attribute__((noreturn)) void fl_sandbox_exec(const char *cwd, char **argv, char **envp, int out_w,
 					       int err_w, int ep);
+
+/* Every signal back to its default action and unblocked: what a command starts with,
+ * whatever the spawner blocked or ignored. */
+void fl_sandbox_default_signals(void);
 
 /* Writes a struct fl_sandbox_err to ep and ends the process with status 127. */
 __attribute__((noreturn)) void fl_sandbox_fail(int ep, int step, int err, const char *what);

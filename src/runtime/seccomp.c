@@ -175,3 +175,9 @@ int fl_seccomp_apply(void)
 		return -errno;
 	return 0;
 }
+
+const void *fl_seccomp_program(size_t *len)
+{
+	*len = sc_insns ? sc_len * sizeof(*sc_insns) : 0;
+	return sc_insns;
+}

@@ -26,4 +26,9 @@ int fl_seccomp_prepare(char *err, size_t errlen);
  * Returns 0 or -errno (-EINVAL when fl_seccomp_prepare() did not succeed). */
 int fl_seccomp_apply(void);
 
+/* The prepared program (struct sock_filter instructions) and its size in bytes, for a
+ * process that installs it by itself (the Python zygote); NULL before a successful
+ * fl_seccomp_prepare(). */
+const void *fl_seccomp_program(size_t *len);
+
 #endif

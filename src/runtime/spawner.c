@@ -167,6 +167,7 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 				      .uid = sb->uid,
 				      .gid = sb->gid,
 				      .writable_cwd = sb->writable_cwd ? 1 : 0,
+				      .zygote = sb->zygote ? 1 : 0,
 				      .nsecrets = (uint32_t)nsec};
 		memcpy(buf + off, &w, sizeof(w));
 		off += sizeof(w);
@@ -200,9 +201,11 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
 	return r;
 }
 
-int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide)
+int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide, int python)
 {
-	struct sp_hdr h = {.type = SP_POOL, .value = (int32_t)(max > 1024 ? 1024 : max)};
+	struct sp_hdr h = {.type = SP_POOL,
+			   .value = (int32_t)(max > 1024 ? 1024 : max),
+			   .flags = python ? 1u : 0u};
 	size_t n = strlen(hide) + 1;
 	char buf[sizeof(h) + 4096];
 
@@ -240,7 +243,8 @@ static int sp_parse_event(const char *buf, size_t n, const int *fds, int nfds,
 		if (nfds != 2)
 			return -EINVAL;
 		ev->type = FL_SPAWN_STARTED;
-		ev->warm = h.value == 1;
+		ev->warm = (h.value & 1) != 0;
+		ev->zygote = (h.value & 2) != 0;
 		ev->out_fd = fds[0];
 		ev->err_fd = fds[1];
 		return 0;

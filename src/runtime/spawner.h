@@ -35,6 +35,7 @@ struct fl_spawn_event {
 	int err_fd; /* STARTED: read end of the child's stderr, likewise; caller owns */
 	int status; /* EXITED */
 	int warm;   /* STARTED: it came from a warm sandbox */
+	int zygote; /* STARTED: ... holding a pre-imported Python interpreter */
 	char msg[256]; /* FAILED: one sentence, e.g. "exec gunicorn: No such file or directory" */
 };
 
@@ -64,8 +65,9 @@ int fl_spawner_spawn(fl_spawner *sp, uint64_t id, const char *cwd, char *const a
  * hide (the data directory: absolute, without symbolic links, as in struct fl_sandbox),
  * so that sandboxed starts that fit one skip the costly part of their set-up. How many
  * are kept adapts to the rate of sandboxed starts (one second's worth, at least one);
- * max 0 keeps none (the default). Returns 0 or -errno. */
-int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide);
+ * max 0 keeps none (the default). python: keep a Python zygote (runtime/pyzygote.h) ready
+ * from now on, not only once the first Python template start came. Returns 0 or -errno. */
+int fl_spawner_pool(fl_spawner *sp, unsigned max, const char *hide, int python);
 
 /* Sends sig to the whole process group of instance id. Unknown ids are ignored. */
 int fl_spawner_signal(fl_spawner *sp, uint64_t id, int sig);

@@ -13,8 +13,8 @@
 #define SP_HAS_SANDBOX 2u
 #define SP_HAS_NETNS   4u /* SPAWN: a network namespace descriptor comes with it */
 
-/* POOL: value is the most warm sandboxes to keep (0: none). STARTED: value is 1 when the
- * instance came from a warm sandbox. */
+/* POOL: value is the most warm sandboxes to keep (0: none). STARTED: value has bit 0 set
+ * when the instance came from a warm sandbox, bit 1 when from a Python zygote. */
 enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITED, SP_POOL };
 
 /* Every message starts with this header. SPAWN is followed, if SP_HAS_SANDBOX, by a
@@ -36,7 +36,7 @@ struct sp_hdr {
 /* The fixed part of a sandbox description on the wire. */
 struct sp_sbwire {
 	uint64_t memory;
-	uint32_t cpu_millis, pids, uid, gid, writable_cwd, nsecrets;
+	uint32_t cpu_millis, pids, uid, gid, writable_cwd, nsecrets, zygote;
 };
 
 #define SP_WARM_TREE                                                                               \
@@ -64,14 +64,15 @@ struct sp_warm {
 	pid_t pid;
 	int sock; /* one byte comes up once its view is built; its instance goes down */
 	int ep_r, out_r, err_r, status_r;
-	int ready; /* its view is built */
-	int dying; /* killed to shrink the pool; reaped later */
+	int ready;  /* its view is built */
+	int python; /* it holds a Python zygote (runtime/pyzygote.h) */
+	int dying;  /* killed to shrink the pool; reaped later */
 	uint64_t born_ms;
 };
 
 /* Clones a warm sandbox that hides hide (the data directory). Returns 0 with w filled,
  * or -errno. */
-int sp_warm_new(const char *hide, int self_pidfd, struct sp_warm *w);
+int sp_warm_new(const char *hide, int self_pidfd, int python, struct sp_warm *w);
 
 /* Hands the instance of the SPAWN message msg (header included; r is its decoded form)
  * to w: takes what it needs from the host (fl_sandbox_prepare) and sends it all down.

@@ -79,7 +79,8 @@ int sp_decode_spawn(const struct sp_hdr *h, char *p, size_t len, int netns, stru
 					    .memory = w.memory,
 					    .cpu_millis = w.cpu_millis,
 					    .pids = w.pids,
-					    .writable_cwd = w.writable_cwd != 0};
+					    .writable_cwd = w.writable_cwd != 0,
+					    .zygote = w.zygote != 0};
 		s += strlen(s) + 1;
 		r->sb.hide = s[0] ? s : NULL;
 		s += strlen(s) + 1;
@@ -155,7 +156,7 @@ static int sp_warm_wait(void *arg, struct fl_sandbox_child *c, struct fl_sandbox
 
 /* ---- in the spawner ---- */
 
-int sp_warm_new(const char *hide, int self_pidfd, struct sp_warm *w)
+int sp_warm_new(const char *hide, int self_pidfd, int python, struct sp_warm *w)
 {
 	int ep[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
 	int sv[2] = {-1, -1}, r, i;
@@ -178,6 +179,7 @@ int sp_warm_new(const char *hide, int self_pidfd, struct sp_warm *w)
 							      .status_w = st[1],
 							      .parent_pidfd = self_pidfd,
 							      .sock = sv[1],
+							      .python = python,
 							      .wait = sp_warm_wait,
 							      .arg = &sv[1]});
 	if (pid < 0) {
@@ -190,6 +192,7 @@ int sp_warm_new(const char *hide, int self_pidfd, struct sp_warm *w)
 	close(st[1]);
 	close(sv[1]);
 	w->pid = pid;
+	w->python = python;
 	w->sock = sv[0];
 	w->ep_r = ep[0];
 	w->out_r = out[0];

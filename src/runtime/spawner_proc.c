@@ -56,6 +56,7 @@ struct sp_child {
 	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
 	int warm;		 /* it was a warm sandbox: its start set-up was done before */
 	int warm_sock;		 /* ... and this its socket, closed with the start's outcome */
+	int zygote;		 /* ... and it held a Python zygote that runs the instance */
 };
 
 /* A cgroup of an ended instance that still held dying processes. */
@@ -99,13 +100,15 @@ struct sp_state {
 	/* The warm pool (spawner_pool.c): sandboxes built ahead of need. */
 	struct sp_warm *warm;
 	size_t nwarm, capwarm;
-	size_t warm_max;	  /* 0: no pool */
-	char *warm_hide;	  /* the data directory they hide */
-	double warm_rate;	  /* sandboxed starts per second, smoothed over seconds */
-	unsigned warm_count;	  /* sandboxed starts in the current second */
-	uint64_t warm_window_ms;  /* when the current second began */
-	uint64_t warm_surplus_ms; /* since when the pool has been above its target, or 0 */
-	int warm_failures;	  /* builds that failed; the pool stops at SP_WARM_FAILURES */
+	size_t warm_max; /* 0: no pool */
+	char *warm_hide; /* the data directory they hide */
+	/* [0]: every sandboxed start; [1]: those of the Python template (pyzygote.h) */
+	double warm_rate[2];	     /* starts per second, smoothed over seconds */
+	unsigned warm_count[2];	     /* starts in the current second */
+	uint64_t warm_surplus_ms[2]; /* since when a kind has been above its target, or 0 */
+	int warm_py_seen;	     /* a start of the Python template came */
+	uint64_t warm_window_ms;     /* when the current second began */
+	int warm_failures;	     /* builds that failed; the pool stops at SP_WARM_FAILURES */
 };
 
 /* ---- /proc and process-group records (also read by the daemon at start-up) ---- */
@@ -445,7 +448,8 @@ static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
 		k->got += (size_t)n;
 	}
 	if (k->got == 0) {
-		sp_queue(st, SP_STARTED, k->id, k->pid, k->warm, NULL, k->out_fd, k->err_fd);
+		sp_queue(st, SP_STARTED, k->id, k->pid, k->warm | k->zygote << 1, NULL, k->out_fd,
+			 k->err_fd);
 		k->out_fd = k->err_fd = -1;
 		sp_start_drop(k);
 		return;
@@ -546,31 +550,14 @@ static size_t sp_npending(const struct sp_state *st)
 	return n + sp_warm_building(st);
 }
 
-/* Counts a sandboxed start for the pool's rate and keeps it at its target: new ones are
- * built when no request waits and a set-up slot is free, a surplus is let go slowly. */
-static void sp_warm_tick(struct sp_state *st, int started)
+/* Keeps the warm sandboxes of one kind (with a Python zygote or not) at target: new ones
+ * are built when no request waits and a set-up slot is free, a surplus is let go slowly. */
+static void sp_warm_fill(struct sp_state *st, int python, size_t target, uint64_t now)
 {
-	uint64_t now = fl_now_ms();
-	size_t i, live = 0, target;
+	size_t i, live = 0;
 
-	st->warm_count += started;
-	if (now - st->warm_window_ms >= 1000) {
-		st->warm_rate = 0.5 * st->warm_rate +
-				0.5 * st->warm_count * 1000.0 / (double)(now - st->warm_window_ms);
-		st->warm_count = 0;
-		st->warm_window_ms = now;
-	}
-	char why[200];
-
-	if (st->warm_max == 0 || st->warm_hide == NULL || st->warm_failures >= SP_WARM_FAILURES)
-		return;
-	/* A warm sandbox carries the compiled filter from the moment it is cloned. */
-	if (fl_seccomp_prepare(why, sizeof(why)) < 0)
-		return;
-	target = sp_pool_target(st->warm_rate > st->warm_count ? st->warm_rate : st->warm_count,
-				st->warm_max);
 	for (i = 0; i < st->nwarm; i++)
-		live += !st->warm[i].dying;
+		live += !st->warm[i].dying && st->warm[i].python == python;
 	while (live < target && st->qhead == NULL && sp_npending(st) < st->max_pending) {
 		struct sp_warm w;
 		int r;
@@ -581,32 +568,67 @@ static void sp_warm_tick(struct sp_state *st, int started)
 				abort();
 			st->capwarm = cap;
 		}
-		r = sp_warm_new(st->warm_hide, st->self_pidfd, &w);
+		r = sp_warm_new(st->warm_hide, st->self_pidfd, python, &w);
 		if (r < 0) {
 			fl_warn("spawner", "cannot build a warm sandbox: %s", strerror(-r));
 			st->warm_failures++;
-			break;
+			return;
 		}
 		sp_record_write(st, w.pid);
 		st->warm[st->nwarm++] = w;
 		live++;
 	}
 	if (live <= target) {
-		st->warm_surplus_ms = 0;
+		st->warm_surplus_ms[python] = 0;
 		return;
 	}
-	if (st->warm_surplus_ms == 0) {
-		st->warm_surplus_ms = now;
+	if (st->warm_surplus_ms[python] == 0) {
+		st->warm_surplus_ms[python] = now;
 		return;
 	}
-	if (now - st->warm_surplus_ms < SP_WARM_IDLE_MS)
+	if (now - st->warm_surplus_ms[python] < SP_WARM_IDLE_MS)
 		return;
 	for (i = 0; i < st->nwarm; i++)
-		if (!st->warm[i].dying) {
+		if (!st->warm[i].dying && st->warm[i].python == python) {
 			sp_warm_kill(&st->warm[i]);
 			break;
 		}
-	st->warm_surplus_ms = now;
+	st->warm_surplus_ms[python] = now;
+}
+
+/* Counts sandboxed starts (and those of the Python template) for the pool's rates, and
+ * keeps both kinds of warm sandbox at their targets: one second's worth of starts, at
+ * least one (of the Python kind: once one such start was seen), at most warm_max. */
+static void sp_warm_tick(struct sp_state *st, int started, int python)
+{
+	uint64_t now = fl_now_ms();
+	char why[200];
+	int k;
+
+	st->warm_count[0] += started;
+	st->warm_count[1] += python;
+	st->warm_py_seen |= python;
+	if (now - st->warm_window_ms >= 1000) {
+		for (k = 0; k < 2; k++) {
+			st->warm_rate[k] =
+			    0.5 * st->warm_rate[k] +
+			    0.5 * st->warm_count[k] * 1000.0 / (double)(now - st->warm_window_ms);
+			st->warm_count[k] = 0;
+		}
+		st->warm_window_ms = now;
+	}
+	if (st->warm_max == 0 || st->warm_hide == NULL || st->warm_failures >= SP_WARM_FAILURES)
+		return;
+	/* A warm sandbox carries the compiled filter from the moment it is cloned. */
+	if (fl_seccomp_prepare(why, sizeof(why)) < 0)
+		return;
+	for (k = 1; k >= 0; k--) {
+		double rate =
+		    st->warm_rate[k] > st->warm_count[k] ? st->warm_rate[k] : st->warm_count[k];
+		if (k == 1 && !st->warm_py_seen)
+			continue;
+		sp_warm_fill(st, k, sp_pool_target(rate, st->warm_max), now);
+	}
 }
 
 /* Reads the "ready" byte of a warm sandbox whose socket is fd. */
@@ -629,6 +651,53 @@ static void sp_warm_readable(struct sp_state *st, int fd)
 	}
 }
 
+/* A ready warm sandbox of the kind asked for, else one still being built (it is further
+ * along than a new clone), or -1. */
+static ssize_t sp_warm_pick(const struct sp_state *st, int python)
+{
+	ssize_t pick = -1;
+	size_t i;
+
+	for (i = 0; i < st->nwarm; i++) {
+		if (st->warm[i].dying || st->warm[i].python != python)
+			continue;
+		if (st->warm[i].ready)
+			return (ssize_t)i;
+		if (pick < 0)
+			pick = (ssize_t)i;
+	}
+	return pick;
+}
+
+/* Joins the children of pid (read from /proc) to instance id's cgroups. */
+static int sp_attach_children(uint64_t id, const struct fl_cg_limits *lim, pid_t pid, char *why,
+			      size_t whylen)
+{
+	char path[64], buf[256], *p, *end;
+	ssize_t n;
+	int fd, r = 0;
+
+	if (!lim->memory && !lim->cpu_millis && !lim->pids)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	for (p = buf; r == 0 && *p; p = end) {
+		long child = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (child > 0)
+			r = fl_cgroup_attach(id, lim, (pid_t)child, why, whylen);
+	}
+	return r;
+}
+
 /* Starts the instance of request r (msg is the whole message) in a warm sandbox if one
  * fits. Returns 1 when it did (or reported why it could not), 0 to start it cold. */
 static int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_req *r,
@@ -640,24 +709,17 @@ static int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_r
 	struct sp_warm w;
 	ssize_t pick = -1;
 	char why[200], text[256];
-	size_t i;
 	int cg, rc;
 
 	if (st->warm_hide == NULL || r->sb.hide == NULL || strcmp(st->warm_hide, r->sb.hide) != 0 ||
 	    !fl_sandbox_warm_fits(&r->sb) || sp_find(st, id) >= 0 ||
 	    fl_seccomp_prepare(why, sizeof(why)) < 0)
 		return 0;
-	/* A ready one, else one still being built (it is further along than a new clone). */
-	for (i = 0; i < st->nwarm; i++) {
-		if (st->warm[i].dying)
-			continue;
-		if (st->warm[i].ready) {
-			pick = (ssize_t)i;
-			break;
-		}
-		if (pick < 0)
-			pick = (ssize_t)i;
-	}
+	/* The Python template's runtime takes a zygote if there is one. */
+	if (r->sb.zygote)
+		pick = sp_warm_pick(st, 1);
+	if (pick < 0)
+		pick = sp_warm_pick(st, 0);
 	if (pick < 0)
 		return 0;
 	if (st->nkids == st->capkids) {
@@ -676,6 +738,9 @@ static int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_r
 	rc = fl_cgroup_create(id, &lim, why, sizeof(why));
 	if (rc == 0)
 		rc = fl_cgroup_attach(id, &lim, w.pid, why, sizeof(why));
+	/* The zygote runs already: it joins them too. */
+	if (rc == 0 && w.python && r->sb.zygote)
+		rc = sp_attach_children(id, &lim, w.pid, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(text, sizeof(text), "sandbox: %s", why);
 	} else if (sp_warm_give(&w, msg, len, r, &e) < 0) {
@@ -710,6 +775,7 @@ static int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_r
 			       .out_fd = w.out_r,
 			       .err_fd = w.err_r,
 			       .warm_sock = w.sock,
+			       .zygote = w.python && r->sb.zygote,
 			       .argv0 = fl_xstrdup(r->argv[0]),
 			       .cwd = r->cwd ? fl_xstrdup(r->cwd) : NULL,
 			       .warm = 1};
@@ -1035,7 +1101,7 @@ static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns,
 	} else
 		sp_spawn(st, h.id, r.cwd, r.argv, r.envp, r.has_sb ? &r.sb : NULL);
 	if (r.has_sb && may_queue)
-		sp_warm_tick(st, 1);
+		sp_warm_tick(st, 1, r.sb.zygote != 0);
 	sp_spawn_req_free(&r);
 out:
 	if (netns >= 0)
@@ -1083,8 +1149,9 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 			free(st->warm_hide);
 			st->warm_hide = fl_xstrdup(buf + sizeof(h));
 			st->warm_max = h.value < 0 ? 0 : (size_t)h.value;
+			st->warm_py_seen |= (h.flags & 1) != 0;
 			st->warm_window_ms = fl_now_ms();
-			sp_warm_tick(st, 0);
+			sp_warm_tick(st, 0, 0);
 		} else {
 			fl_warn("spawner", "ignoring a malformed pool request");
 		}
@@ -1295,6 +1362,6 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 			sp_flush(&st);
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
 			sp_handle_requests(&st);
-		sp_warm_tick(&st, 0);
+		sp_warm_tick(&st, 0, 0);
 	}
 }

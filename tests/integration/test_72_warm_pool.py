@@ -8,10 +8,11 @@ one (a root file system of its own, a pool of 0) is built from scratch.
 """
 import os
 import signal
+import subprocess
 
 import pytest
 
-from conftest import Flint, descendants, wait_for
+from conftest import FLINT, Flint, descendants, wait_for
 from test_70_sandbox import COLD, deploy_probe, expected_uid, get
 
 
@@ -85,3 +86,92 @@ def test_killed_warm_sandbox_is_replaced(flint):
     deploy_probe(flint, "afterkill")
     assert ready(flint, "afterkill")[0]["warm"] is True
     assert "a warm sandbox" in flint.log_path.read_text()
+
+
+# ---- the Python zygote: the template's runtime in a pre-imported interpreter ----
+
+WHOAMI = r'''
+import os, socket
+
+
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
+                out[k] = v.strip()
+    return out
+
+
+def handle(req):
+    try:
+        open(req.query.get("token", "/nonexistent")).read()
+        token = "readable"
+    except OSError as e:
+        token = e.errno
+    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+            "pid": os.getpid(), "pgid": os.getpgid(0), "hostname": socket.gethostname(),
+            "cwd": os.getcwd(), "port": os.environ.get("PORT"), "home": os.environ.get("HOME"),
+            "status": status(), "token": token,
+            "interfaces": sorted(n for _, n in socket.if_nameindex())}
+'''
+
+
+def python_function(f, name, **extra):
+    d = f.base / "fn" / name
+    r = subprocess.run([str(FLINT), "new", name, "-l", "python", "--dir", str(f.base / "fn")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    (d / "handler.py").write_text(WHOAMI)
+    if extra:
+        with open(d / "flint.yaml", "a") as y:
+            for k, v in extra.items():
+                y.write("%s: %s\n" % (k, v))
+    f.cli_ok("deploy", d)
+    f.track()
+    return name
+
+
+def whoami(f, name):
+    r = f.gw("/function/%s/" % name, params={"token": str(f.data / "token")}, timeout=COLD)
+    assert r.status_code == 200, (r.status_code, r.text, f.log_tail(20))
+    return r.json()
+
+
+def test_python_zygote_runs_the_template_as_sandboxed_as_a_command(flint, nopool):
+    # Once a Python start was seen, the pool keeps a zygote: the second function gets it.
+    python_function(flint, "pyfirst")
+    whoami(flint, "pyfirst")
+    wait_for(lambda: any(open("/proc/%d/cmdline" % c).read().startswith("python3\0-I")
+                         for p in warm_inits(flint) for c, _ in descendants(p)), 30,
+             what="a Python zygote in the pool")
+    python_function(flint, "pyzyg")
+    z = whoami(flint, "pyzyg")
+    assert [i["zygote"] for i in ready(flint, "pyzyg")] == [True]
+    python_function(nopool, "pycold")
+    c = whoami(nopool, "pycold")
+    assert [i["zygote"] for i in ready(nopool, "pycold")] == [False]
+    # The same identity, view and privileges as the command started from scratch.
+    assert z["uid"] == z["gid"] == expected_uid("pyzyg") and z["groups"] == []
+    assert c["uid"] == expected_uid("pycold")
+    assert z["pid"] == c["pid"] == 2 and z["pgid"] == 2, (z, c)
+    assert z["hostname"] == "pyzyg"
+    assert z["token"] == c["token"] and z["token"] in (2, 13), (z, c)  # ENOENT / EACCES
+    assert z["status"] == c["status"], (z["status"], c["status"])
+    assert z["status"]["CapEff"] == z["status"]["CapBnd"] == "0000000000000000"
+    assert z["status"]["NoNewPrivs"] == "1" and z["status"]["Seccomp"] == "2"
+    assert z["home"] == "/tmp" and z["port"] == str(ready(flint, "pyzyg")[0]["port"])
+    # Its uploaded code, bound at its own path (under the otherwise hidden data directory).
+    assert z["cwd"].startswith(str(flint.data / "code") + "/"), z["cwd"]
+    assert c["cwd"].startswith(str(nopool.data / "code") + "/"), c["cwd"]
+    # SIGTERM reaches it: removing the function ends its instance promptly.
+    pid = ready(flint, "pyzyg")[0]["pid"]
+    flint.api("DELETE", "/v1/functions/pyzyg")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 5, what="the zygote's instance to end")
+
+
+def test_python_zygote_joins_an_isolated_network(flint):
+    python_function(flint, "pynet", network="isolated")
+    me = whoami(flint, "pynet")
+    assert me["interfaces"] == ["lo"], me

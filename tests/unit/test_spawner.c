@@ -12,6 +12,7 @@
 #include "runtime/spawner.c"
 #include "runtime/spawner_proc.c"
 #include "runtime/spawner_pool.c"
+#include "runtime/pyzygote.c"
 
 #include <ftw.h>
 #include <sys/pidfd.h>
@@ -861,7 +862,7 @@ static void test_sandbox_warm_pool(void **state)
 	sb_dirs(&d);
 	sb.gid = sb.uid;
 	sb.hide = d.dir;
-	assert_int_equal(fl_spawner_pool(f->sp, 3, d.dir), 0);
+	assert_int_equal(fl_spawner_pool(f->sp, 3, d.dir, 0), 0);
 	for (i = 0; i < 6; i++) {
 		uint64_t id = 70 + (uint64_t)i;
 		assert_int_equal(fl_spawner_spawn(f->sp, id, d.code, argv, path_env, &sb), 0);
