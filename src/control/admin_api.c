@@ -32,6 +32,13 @@ static json_t *inst_json(ctl_inst *in)
 		json_object_set_new(j, "ready_ms", json_integer((json_int_t)in->ready_ms));
 		json_object_set_new(j, "cold_start_ms",
 				    json_real((double)(in->ready_ns - in->spawn_ns) / 1e6));
+		if (in->exec_ns)
+			json_object_set_new(
+			    j, "cold_start_phases_ms",
+			    json_pack("{s:f,s:f,s:f}", "queue", in->queued_us / 1e3, "spawn",
+				      (double)(in->exec_ns - in->spawn_ns) / 1e6 -
+					  in->queued_us / 1e3,
+				      "ready", (double)(in->ready_ns - in->exec_ns) / 1e6));
 	}
 	json_object_set_new(j, "stale", json_boolean(in->stale));
 	json_object_set_new(j, "kind", json_string(in->reserved ? "reserved" : "elastic"));

@@ -32,7 +32,8 @@ typedef struct ctl_inst {
 	enum inst_state state;
 	int job;    /* a build step, not an instance */
 	int exited; /* the spawner reported its end */
-	uint64_t spawn_ns, ready_ns, started_ms, ready_ms;
+	uint64_t spawn_ns, exec_ns, ready_ns, started_ms, ready_ms;
+	uint32_t queued_us; /* of its start, waiting in the spawner */
 	uv_pipe_t out, err; /* stdout/stderr, while open */
 	int pipes_open;
 	uv_timer_t timer; /* probe back-off, start deadline, stop grace */

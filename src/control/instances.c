@@ -303,6 +303,17 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	us = (in->ready_ns - in->spawn_ns) / 1000;
 	fl_hist_observe(&fn->stats->cold, us);
 	atomic_fetch_add(&fn->stats->cold_starts, 1);
+	if (in->exec_ns) {
+		uint64_t spawn_us = (in->exec_ns - in->spawn_ns) / 1000;
+		fl_hist_observe(&fn->stats->cold_queue, in->queued_us);
+		fl_hist_observe(&fn->stats->cold_spawn,
+				spawn_us > in->queued_us ? spawn_us - in->queued_us : 0);
+		fl_hist_observe(&fn->stats->cold_ready, (in->ready_ns - in->exec_ns) / 1000);
+	}
+	if (in->warm)
+		atomic_fetch_add(&fn->stats->warm_starts, 1);
+	if (in->zygote)
+		atomic_fetch_add(&fn->stats->zygote_starts, 1);
 	in->pub = fl_inst_new(in->id, in->port, fn->spec->concurrency);
 	in->pub->reserved = in->reserved;
 	if (in->netns >= 0)
@@ -896,6 +907,8 @@ void ctl_spawner_events(fl_ctl *ctl)
 			in->pid = ev.pid;
 			in->warm = ev.warm;
 			in->zygote = ev.zygote;
+			in->exec_ns = fl_now_ns();
+			in->queued_us = ev.queued_us;
 			open_pipe(in, &in->out, ev.out_fd);
 			open_pipe(in, &in->err, ev.err_fd);
 			if (in->state == I_STOPPING) {

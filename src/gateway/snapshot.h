@@ -129,6 +129,10 @@ typedef struct fl_fnstats {
 	atomic_uint_fast64_t codes_rare[600]; /* codes without a shard slot */
 	atomic_uint_fast64_t cold_starts;     /* instances started (control) */
 	fl_hist cold;			      /* instance spawn -> ready (control) */
+	/* ... in phases: waiting in the spawner's queue, set-up to exec, exec to ready */
+	fl_hist cold_queue, cold_spawn, cold_ready;
+	atomic_uint_fast64_t warm_starts;   /* of cold_starts: in a warm sandbox ... */
+	atomic_uint_fast64_t zygote_starts; /* ... holding a Python zygote */
 	struct fl_method_stat methods[FL_METHOD_SLOTS];
 	atomic_uint_fast64_t methods_other; /* calls of methods past the table's size */
 	atomic_uint_fast64_t spills;	    /* requests that went to a reserved instance */

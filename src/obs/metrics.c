@@ -11,21 +11,30 @@ static uint64_t ld(const atomic_uint_fast64_t *v)
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void hist(fl_buf *o, const char *metric, const char *fn, const struct fl_hist_sum *h)
+/* One histogram of fn; lbl is more labels after the function's (",phase=\"spawn\"") or "". */
+static void hist_lbl(fl_buf *o, const char *metric, const char *fn, const char *lbl,
+		     const struct fl_hist_sum *h)
 {
 	uint64_t cum = 0;
 	int i;
 
 	for (i = 0; i < FL_HIST_BUCKETS; i++) {
 		cum += h->count[i];
-		fl_buf_printf(o, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n", metric, fn,
+		fl_buf_printf(o, "%s_bucket{function=\"%s\"%s,le=\"%g\"} %llu\n", metric, fn, lbl,
 			      fl_hist_bounds[i], (unsigned long long)cum);
 	}
 	cum += h->count[FL_HIST_BUCKETS];
-	fl_buf_printf(o, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n", metric, fn,
+	fl_buf_printf(o, "%s_bucket{function=\"%s\"%s,le=\"+Inf\"} %llu\n", metric, fn, lbl,
 		      (unsigned long long)cum);
-	fl_buf_printf(o, "%s_sum{function=\"%s\"} %.6f\n", metric, fn, (double)h->sum_us / 1e6);
-	fl_buf_printf(o, "%s_count{function=\"%s\"} %llu\n", metric, fn, (unsigned long long)cum);
+	fl_buf_printf(o, "%s_sum{function=\"%s\"%s} %.6f\n", metric, fn, lbl,
+		      (double)h->sum_us / 1e6);
+	fl_buf_printf(o, "%s_count{function=\"%s\"%s} %llu\n", metric, fn, lbl,
+		      (unsigned long long)cum);
+}
+
+static void hist(fl_buf *o, const char *metric, const char *fn, const struct fl_hist_sum *h)
+{
+	hist_lbl(o, metric, fn, "", h);
 }
 
 /* Set once before the gateway threads start, read by them afterwards. */
@@ -79,13 +88,14 @@ static void methods(fl_buf *o, const fl_route_fn *fn)
 }
 
 /* The shared cold-start histogram, read like the sharded ones. */
-static void hist_shared(fl_buf *o, const char *metric, const char *fn, const fl_hist *h)
+static void hist_shared(fl_buf *o, const char *metric, const char *fn, const char *lbl,
+			const fl_hist *h)
 {
 	struct fl_hist_sum sum;
 
 	memset(&sum, 0, sizeof(sum));
 	fl_hist_read(h, &sum);
-	hist(o, metric, fn, &sum);
+	hist_lbl(o, metric, fn, lbl, &sum);
 }
 
 int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
@@ -173,8 +183,37 @@ int fl_metrics_render(fl_buf *o, const fl_snapshot *s)
 	    "# HELP flint_cold_start_seconds Time from spawning an instance to its being ready.\n"
 	    "# TYPE flint_cold_start_seconds histogram\n");
 	for (i = 0; s && i < s->nfn; i++)
-		hist_shared(o, "flint_cold_start_seconds", s->fns[i]->name,
+		hist_shared(o, "flint_cold_start_seconds", s->fns[i]->name, "",
 			    &s->fns[i]->stats->cold);
+	fl_buf_puts(o, "# HELP flint_cold_start_phase_seconds The phases of a cold start: queue "
+		       "(waiting in the spawner for a set-up slot), spawn (sandbox set-up to the "
+		       "command's exec), ready (exec to the readiness check passing).\n"
+		       "# TYPE flint_cold_start_phase_seconds histogram\n");
+	for (i = 0; s && i < s->nfn; i++) {
+		const fl_fnstats *st = s->fns[i]->stats;
+		hist_shared(o, "flint_cold_start_phase_seconds", s->fns[i]->name,
+			    ",phase=\"queue\"", &st->cold_queue);
+		hist_shared(o, "flint_cold_start_phase_seconds", s->fns[i]->name,
+			    ",phase=\"spawn\"", &st->cold_spawn);
+		hist_shared(o, "flint_cold_start_phase_seconds", s->fns[i]->name,
+			    ",phase=\"ready\"", &st->cold_ready);
+	}
+	fl_buf_puts(o, "# HELP flint_warm_starts_total Instances started in a sandbox built "
+		       "ahead of need (kind: sandbox, or zygote for a pre-imported Python).\n"
+		       "# TYPE flint_warm_starts_total counter\n");
+	for (i = 0; s && i < s->nfn; i++) {
+		const fl_fnstats *st = s->fns[i]->stats;
+		if (ld(&st->warm_starts))
+			fl_buf_printf(o,
+				      "flint_warm_starts_total{function=\"%s\",kind=\"sandbox\"} "
+				      "%llu\n",
+				      s->fns[i]->name, (unsigned long long)ld(&st->warm_starts));
+		if (ld(&st->zygote_starts))
+			fl_buf_printf(o,
+				      "flint_warm_starts_total{function=\"%s\",kind=\"zygote\"} "
+				      "%llu\n",
+				      s->fns[i]->name, (unsigned long long)ld(&st->zygote_starts));
+	}
 	fl_buf_puts(
 	    o, "# HELP flint_requests_held_total Requests that waited for an instance with room.\n"
 	       "# TYPE flint_requests_held_total counter\n");

@@ -245,6 +245,7 @@ static int sp_parse_event(const char *buf, size_t n, const int *fds, int nfds,
 		ev->type = FL_SPAWN_STARTED;
 		ev->warm = (h.value & 1) != 0;
 		ev->zygote = (h.value & 2) != 0;
+		ev->queued_us = h.argc;
 		ev->out_fd = fds[0];
 		ev->err_fd = fds[1];
 		return 0;

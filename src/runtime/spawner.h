@@ -36,6 +36,7 @@ struct fl_spawn_event {
 	int status; /* EXITED */
 	int warm;   /* STARTED: it came from a warm sandbox */
 	int zygote; /* STARTED: ... holding a pre-imported Python interpreter */
+	uint32_t queued_us; /* STARTED: how long the request waited for a set-up slot */
 	char msg[256]; /* FAILED: one sentence, e.g. "exec gunicorn: No such file or directory" */
 };
 

@@ -14,7 +14,8 @@
 #define SP_HAS_NETNS   4u /* SPAWN: a network namespace descriptor comes with it */
 
 /* POOL: value is the most warm sandboxes to keep (0: none). STARTED: value has bit 0 set
- * when the instance came from a warm sandbox, bit 1 when from a Python zygote. */
+ * when the instance came from a warm sandbox, bit 1 when from a Python zygote; argc is
+ * the microseconds its request waited in the spawner for a set-up slot. */
 enum sp_type { SP_SPAWN = 1, SP_SIGNAL, SP_STOP, SP_STARTED, SP_FAILED, SP_EXITED, SP_POOL };
 
 /* Every message starts with this header. SPAWN is followed, if SP_HAS_SANDBOX, by a

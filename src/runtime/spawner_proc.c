@@ -57,6 +57,7 @@ struct sp_child {
 	int warm;		 /* it was a warm sandbox: its start set-up was done before */
 	int warm_sock;		 /* ... and this its socket, closed with the start's outcome */
 	int zygote;		 /* ... and it held a Python zygote that runs the instance */
+	uint32_t queued_us;	 /* how long its request waited for a set-up slot */
 };
 
 /* A cgroup of an ended instance that still held dying processes. */
@@ -77,6 +78,7 @@ struct sp_out {
 /* A spawn request waiting for a pending start to end. */
 struct sp_req {
 	struct sp_req *next;
+	uint64_t since_ns; /* when it came */
 	size_t len;
 	int fd;	     /* the network namespace that came with it, or -1 */
 	char data[]; /* the whole message, header included */
@@ -333,13 +335,14 @@ static void sp_flush(struct sp_state *st)
 	}
 }
 
-/* Queues an event; takes ownership of out_fd and err_fd (-1 for none). */
-static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
-		     const char *text, int out_fd, int err_fd)
+/* Queues an event; takes ownership of out_fd and err_fd (-1 for none). aux goes in the
+ * header's argc (STARTED: microseconds the request waited for a set-up slot). */
+static void sp_queue_aux(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
+			 uint32_t aux, const char *text, int out_fd, int err_fd)
 {
 	size_t tlen = text ? strlen(text) + 1 : 0;
 	struct sp_out *o = fl_xmalloc(sizeof(*o) + sizeof(struct sp_hdr) + tlen);
-	struct sp_hdr h = {.type = type, .id = id, .pid = pid, .value = value};
+	struct sp_hdr h = {.type = type, .argc = aux, .id = id, .pid = pid, .value = value};
 
 	o->next = NULL;
 	o->len = sizeof(h) + tlen;
@@ -354,6 +357,12 @@ static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid,
 	*st->tail = o;
 	st->tail = &o->next;
 	sp_flush(st);
+}
+
+static void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
+		     const char *text, int out_fd, int err_fd)
+{
+	sp_queue_aux(st, type, id, pid, value, 0, text, out_fd, err_fd);
 }
 
 /* Removes the cgroups of an ended instance, or keeps them for a later try while the
@@ -448,8 +457,8 @@ static void sp_start_report(struct sp_state *st, struct sp_child *k, int final)
 		k->got += (size_t)n;
 	}
 	if (k->got == 0) {
-		sp_queue(st, SP_STARTED, k->id, k->pid, k->warm | k->zygote << 1, NULL, k->out_fd,
-			 k->err_fd);
+		sp_queue_aux(st, SP_STARTED, k->id, k->pid, k->warm | k->zygote << 1, k->queued_us,
+			     NULL, k->out_fd, k->err_fd);
 		k->out_fd = k->err_fd = -1;
 		sp_start_drop(k);
 		return;
@@ -1062,6 +1071,7 @@ static void sp_enqueue(struct sp_state *st, const char *msg, size_t n, int fd)
 	struct sp_req *q = fl_xmalloc(sizeof(*q) + n);
 
 	q->next = NULL;
+	q->since_ns = fl_now_ns();
 	q->len = n;
 	q->fd = fd;
 	memcpy(q->data, msg, n);
@@ -1073,9 +1083,11 @@ static void sp_enqueue(struct sp_state *st, const char *msg, size_t n, int fd)
  * sandbox when one fits, else now if a set-up slot is free or may_queue is 0, else later
  * (queued). Malformed requests are logged and dropped. netns is the descriptor that came
  * with it (or -1), owned here. */
-static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns, int may_queue)
+static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns, int may_queue,
+			    uint64_t since_ns)
 {
 	struct sp_spawn_req r;
+	ssize_t k;
 	struct sp_hdr h;
 	int rc;
 
@@ -1100,6 +1112,10 @@ static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns,
 		netns = -1;
 	} else
 		sp_spawn(st, h.id, r.cwd, r.argv, r.envp, r.has_sb ? &r.sb : NULL);
+	if (since_ns && (k = sp_find(st, h.id)) >= 0) {
+		uint64_t us = (fl_now_ns() - since_ns) / 1000;
+		st->kids[k].queued_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	}
 	if (r.has_sb && may_queue)
 		sp_warm_tick(st, 1, r.sb.zygote != 0);
 	sp_spawn_req_free(&r);
@@ -1117,7 +1133,7 @@ static void sp_run_queue(struct sp_state *st)
 		st->qhead = q->next;
 		if (st->qhead == NULL)
 			st->qtail = &st->qhead;
-		sp_handle_spawn(st, q->data, q->len, q->fd, 0);
+		sp_handle_spawn(st, q->data, q->len, q->fd, 0, q->since_ns);
 		free(q);
 	}
 }
@@ -1141,7 +1157,7 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 	}
 	switch (h.type) {
 	case SP_SPAWN:
-		sp_handle_spawn(st, buf, n, fd, 1);
+		sp_handle_spawn(st, buf, n, fd, 1, 0);
 		break;
 	case SP_POOL:
 		/* The most to keep, and the data directory they hide (NUL-terminated). */

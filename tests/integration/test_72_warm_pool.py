@@ -175,3 +175,20 @@ def test_python_zygote_joins_an_isolated_network(flint):
     python_function(flint, "pynet", network="isolated")
     me = whoami(flint, "pynet")
     assert me["interfaces"] == ["lo"], me
+
+
+def test_cold_start_phases_and_warm_starts_are_reported(flint):
+    deploy_probe(flint, "phased")
+    inst = ready(flint, "phased")[0]
+    ph = inst["cold_start_phases_ms"]
+    assert set(ph) == {"queue", "spawn", "ready"} and all(v >= 0 for v in ph.values()), ph
+    # The phases make up the whole start (the rest is event delivery, well under 1 ms).
+    assert abs(sum(ph.values()) - inst["cold_start_ms"]) < 1.0, (ph, inst["cold_start_ms"])
+    text = flint.gw("/metrics").text
+    lines = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+             if l and not l.startswith("#")}
+    starts = lines['flint_cold_starts_total{function="phased"}']
+    for phase in ("queue", "spawn", "ready"):
+        key = 'flint_cold_start_phase_seconds_count{function="phased",phase="%s"}' % phase
+        assert lines[key] == starts, (key, lines.get(key), starts)
+    assert lines['flint_warm_starts_total{function="phased",kind="sandbox"}'] == starts
