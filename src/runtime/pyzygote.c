@@ -51,6 +51,7 @@ static const char zy_script[] =
     "    spec = json.loads(take(struct.unpack('=I', take(4))[0]))\n"
     "    prog = take(struct.unpack('=I', take(4))[0])\n"
     "    f.close()\n"
+    "    os.setpriority(os.PRIO_PROCESS, 0, 0)\n"
     "    libc = ctypes.CDLL(None, use_errno=True)\n"
     "    def fail(what, err=None):\n"
     "        err = err or ctypes.get_errno() or 1\n"

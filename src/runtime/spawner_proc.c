@@ -31,6 +31,7 @@
 #define SP_CG_TRIES	 500   /* ... and for how long (10 s) */
 #define SP_WARM_IDLE_MS	 30000 /* a pool above its target shrinks by one after this long */
 #define SP_WARM_FAILURES 3     /* warm sandboxes that failed to build before the pool stops */
+#define SP_WARM_QUIET_MS 3     /* builds wait for this long without spawner activity */
 #ifndef SP_PENDING_PER_CPU
 /* Starts set up at the same time, per CPU. Unbounded, a burst of starts shares the CPUs
  * (and the kernel's mount locks) evenly and all of them finish late; one per CPU keeps
@@ -111,6 +112,7 @@ struct sp_state {
 	int warm_py_seen;	     /* a start of the Python template came */
 	uint64_t warm_window_ms;     /* when the current second began */
 	int warm_failures;	     /* builds that failed; the pool stops at SP_WARM_FAILURES */
+	int warm_short;		     /* a kind is below its target: build when quiet */
 };
 
 /* ---- /proc and process-group records (also read by the daemon at start-up) ---- */
@@ -559,15 +561,16 @@ static size_t sp_npending(const struct sp_state *st)
 	return n + sp_warm_building(st);
 }
 
-/* Keeps the warm sandboxes of one kind (with a Python zygote or not) at target: new ones
- * are built when no request waits and a set-up slot is free, a surplus is let go slowly. */
-static void sp_warm_fill(struct sp_state *st, int python, size_t target, uint64_t now)
+/* Keeps the warm sandboxes of one kind (with a Python zygote or not) at target: with
+ * refill, one more is built if short (when no request waits and a set-up slot is free);
+ * a surplus is let go slowly. Returns 1 if the kind is still short. */
+static int sp_warm_fill(struct sp_state *st, int python, size_t target, uint64_t now, int refill)
 {
 	size_t i, live = 0;
 
 	for (i = 0; i < st->nwarm; i++)
 		live += !st->warm[i].dying && st->warm[i].python == python;
-	while (live < target && st->qhead == NULL && sp_npending(st) < st->max_pending) {
+	if (live < target && refill && st->qhead == NULL && sp_npending(st) < st->max_pending) {
 		struct sp_warm w;
 		int r;
 		if (st->nwarm == st->capwarm) {
@@ -581,7 +584,7 @@ static void sp_warm_fill(struct sp_state *st, int python, size_t target, uint64_
 		if (r < 0) {
 			fl_warn("spawner", "cannot build a warm sandbox: %s", strerror(-r));
 			st->warm_failures++;
-			return;
+			return 0;
 		}
 		sp_record_write(st, w.pid);
 		st->warm[st->nwarm++] = w;
@@ -589,26 +592,30 @@ static void sp_warm_fill(struct sp_state *st, int python, size_t target, uint64_
 	}
 	if (live <= target) {
 		st->warm_surplus_ms[python] = 0;
-		return;
+		return live < target;
 	}
 	if (st->warm_surplus_ms[python] == 0) {
 		st->warm_surplus_ms[python] = now;
-		return;
+		return 0;
 	}
 	if (now - st->warm_surplus_ms[python] < SP_WARM_IDLE_MS)
-		return;
+		return 0;
 	for (i = 0; i < st->nwarm; i++)
 		if (!st->warm[i].dying && st->warm[i].python == python) {
 			sp_warm_kill(&st->warm[i]);
 			break;
 		}
 	st->warm_surplus_ms[python] = now;
+	return 0;
 }
 
 /* Counts sandboxed starts (and those of the Python template) for the pool's rates, and
  * keeps both kinds of warm sandbox at their targets: one second's worth of starts, at
- * least one (of the Python kind: once one such start was seen), at most warm_max. */
-static void sp_warm_tick(struct sp_state *st, int started, int python)
+ * least one (of the Python kind: once one such start was seen), at most warm_max. New
+ * ones are built only with refill, which the main loop passes once the spawner has been
+ * quiet for SP_WARM_QUIET_MS: a build (a clone and ~4 ms of mount work) must not take the
+ * CPU from the start that just emptied a place. st->warm_short says if one is missing. */
+static void sp_warm_tick(struct sp_state *st, int started, int python, int refill)
 {
 	uint64_t now = fl_now_ms();
 	char why[200];
@@ -626,6 +633,7 @@ static void sp_warm_tick(struct sp_state *st, int started, int python)
 		}
 		st->warm_window_ms = now;
 	}
+	st->warm_short = 0;
 	if (st->warm_max == 0 || st->warm_hide == NULL || st->warm_failures >= SP_WARM_FAILURES)
 		return;
 	/* A warm sandbox carries the compiled filter from the moment it is cloned. */
@@ -636,7 +644,11 @@ static void sp_warm_tick(struct sp_state *st, int started, int python)
 		    st->warm_rate[k] > st->warm_count[k] ? st->warm_rate[k] : st->warm_count[k];
 		if (k == 1 && !st->warm_py_seen)
 			continue;
-		sp_warm_fill(st, k, sp_pool_target(rate, st->warm_max), now);
+		/* One build per tick: the Python kind first (the slower to get ready). */
+		if (sp_warm_fill(st, k, sp_pool_target(rate, st->warm_max), now, refill)) {
+			st->warm_short = 1;
+			refill = 0;
+		}
 	}
 }
 
@@ -922,6 +934,22 @@ __attribute__((noreturn)) static void sp_exec_child(pid_t spawner, const char *c
 	fl_sandbox_exec(cwd, argv, envp, out_w, err_w, ep);
 }
 
+/* Starts a plain instance with vfork, as the sandbox's init does (runtime/sandbox_linux.c):
+ * no copy of the spawner's page tables on the path of a start. In a function of its own,
+ * so that no local of the caller's lives across the vfork. The child points environ at
+ * the instance's (to look up argv[0] in its PATH): it is put back here. */
+static pid_t sp_vfork_exec(pid_t self, const char *cwd, char **argv, char **envp, int out_w,
+			   int err_w, int ep)
+{
+	char **env = environ;
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		sp_exec_child(self, cwd, argv, envp, out_w, err_w, ep);
+	environ = env;
+	return pid;
+}
+
 static void sp_close_pair(int p[2])
 {
 	for (int i = 0; i < 2; i++)
@@ -988,9 +1016,7 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 		if (pid < 0)
 			errno = -pid;
 	} else {
-		pid = fork();
-		if (pid == 0)
-			sp_exec_child(self, cwd, argv, envp, out[1], err[1], ep[1]);
+		pid = sp_vfork_exec(self, cwd, argv, envp, out[1], err[1], ep[1]);
 	}
 	if (pid < 0) {
 		snprintf(msg, sizeof(msg), "start %.200s: %s: %s", argv[0],
@@ -1117,7 +1143,7 @@ static void sp_handle_spawn(struct sp_state *st, char *msg, size_t n, int netns,
 		st->kids[k].queued_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 	}
 	if (r.has_sb && may_queue)
-		sp_warm_tick(st, 1, r.sb.zygote != 0);
+		sp_warm_tick(st, 1, r.sb.zygote != 0, 0);
 	sp_spawn_req_free(&r);
 out:
 	if (netns >= 0)
@@ -1167,7 +1193,7 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 			st->warm_max = h.value < 0 ? 0 : (size_t)h.value;
 			st->warm_py_seen |= (h.flags & 1) != 0;
 			st->warm_window_ms = fl_now_ms();
-			sp_warm_tick(st, 0, 0);
+			sp_warm_tick(st, 0, 0, 0);
 		} else {
 			fl_warn("spawner", "ignoring a malformed pool request");
 		}
@@ -1328,7 +1354,7 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 	for (;;) {
 		struct pollfd *p;
 		size_t np = 2, nk, i;
-		int timeout = -1;
+		int timeout = -1, quiet;
 
 		if (st.cappfd < st.nkids + st.nwarm + 2) {
 			free(st.pfd);
@@ -1348,10 +1374,13 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 		if (st.ncgp > 0) {
 			sp_cg_retry(&st);
 			timeout = SP_CG_RETRY_MS;
+		} else if (st.warm_short) {
+			timeout = SP_WARM_QUIET_MS;
 		} else if (st.warm_max > 0) {
 			timeout = 1000; /* the pool's rate is measured per second */
 		}
-		if (poll(p, np, timeout) < 0) {
+		quiet = poll(p, np, timeout);
+		if (quiet < 0) {
 			if (errno == EINTR)
 				continue;
 			fl_error("spawner", "poll: %s", strerror(errno));
@@ -1378,6 +1407,7 @@ __attribute__((noreturn)) void fl_spawner__main(int sock, pid_t parent, const ch
 			sp_flush(&st);
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
 			sp_handle_requests(&st);
-		sp_warm_tick(&st, 0, 0);
+		/* Nothing happened for a while: time to build what the pool lacks. */
+		sp_warm_tick(&st, 0, 0, quiet == 0);
 	}
 }
