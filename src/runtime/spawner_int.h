@@ -1,7 +1,8 @@
-/* spawner_int.h -- the spawner's wire format and the calls between its two halves. */
+/* spawner_int.h -- the spawner's wire format, its process state, the calls between its files. */
 #ifndef FL_SPAWNER_INT_H
 #define FL_SPAWNER_INT_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -91,6 +92,111 @@ void sp_warm_close(struct sp_warm *w);
 /* How many warm sandboxes to keep for a rate of sandboxed starts per second: enough for
  * one second of starts, at least one, at most max. */
 size_t sp_pool_target(double rate, size_t max);
+
+/* ---- the spawner process's state (spawner_proc.c), shared with the pool (spawner_pool.c) ---- */
+
+#define SP_WARM_IDLE_MS	 30000 /* a pool above its target shrinks by one after this long */
+#define SP_WARM_FAILURES 3     /* warm sandboxes that failed to build before the pool stops */
+#define SP_WARM_QUIET_MS 3     /* builds wait for this long without spawner activity */
+
+struct sp_child {
+	uint64_t id;
+	pid_t pid;     /* also the process group id: every instance calls setsid() */
+	int status_fd; /* sandboxed: the init reports the command's wait status here; else -1 */
+	int cg;	       /* sandboxed with limits: its cgroups must be removed */
+	/* A start is pending until its exec-report pipe reaches EOF (STARTED) or carries a
+	 * struct fl_sandbox_err (FAILED). Meanwhile the spawner keeps serving other starts:
+	 * set-ups run in parallel instead of one after the other. */
+	int ep_fd;		 /* read end of the exec-report pipe while pending; else -1 */
+	int out_fd, err_fd;	 /* handed over with STARTED; -1 after */
+	size_t got;		 /* bytes of report received */
+	struct fl_sandbox_err e; /* the report */
+	char *argv0, *cwd;	 /* for the FAILED sentence; freed once reported */
+	int failed;		 /* FAILED sent: reaped without EXITED, its id free again */
+	int warm;		 /* it was a warm sandbox: its start set-up was done before */
+	int warm_sock;		 /* ... and this its socket, closed with the start's outcome */
+	int zygote;		 /* ... and it held a Python zygote that runs the instance */
+	uint32_t queued_us;	 /* how long its request waited for a set-up slot */
+};
+
+/* A cgroup of an ended instance that still held dying processes. */
+struct sp_cg_pending {
+	uint64_t id;
+	int tries;
+};
+
+/* An event waiting for room in the socket; it owns its descriptors until sent. */
+struct sp_out {
+	struct sp_out *next;
+	size_t len;
+	int fds[2];
+	int nfds;
+	char data[];
+};
+
+/* A spawn request waiting for a pending start to end. */
+struct sp_req {
+	struct sp_req *next;
+	uint64_t since_ns; /* when it came */
+	size_t len;
+	int fd;	     /* the network namespace that came with it, or -1 */
+	char data[]; /* the whole message, header included */
+};
+
+struct sp_state {
+	int sock;
+	int sigfd;
+	pid_t parent;
+	const char *run_dir;
+	struct sp_child *kids;
+	size_t nkids, capkids;
+	struct sp_out *head, **tail;
+	int self_pidfd; /* inherited by sandboxed children to notice the spawner's death */
+	struct sp_cg_pending *cgp;
+	size_t ncgp, capcgp;
+	struct pollfd *pfd; /* the main loop's poll set: socket, signals, pending starts */
+	size_t cappfd;
+	size_t max_pending; /* starts set up at once; further ones wait in the queue below */
+	struct sp_req *qhead, **qtail;
+	/* The warm pool (spawner_pool.c): sandboxes built ahead of need. */
+	struct sp_warm *warm;
+	size_t nwarm, capwarm;
+	size_t warm_max; /* 0: no pool */
+	char *warm_hide; /* the data directory they hide */
+	/* [0]: every sandboxed start; [1]: those of the Python template (pyzygote.h) */
+	double warm_rate[2];	     /* starts per second, smoothed over seconds */
+	unsigned warm_count[2];	     /* starts in the current second */
+	uint64_t warm_surplus_ms[2]; /* since when a kind has been above its target, or 0 */
+	int warm_py_seen;	     /* a start of the Python template came */
+	uint64_t warm_window_ms;     /* when the current second began */
+	int warm_failures;	     /* builds that failed; the pool stops at SP_WARM_FAILURES */
+	int warm_short;		     /* a kind is below its target: build when quiet */
+};
+
+/* spawner_proc.c */
+void sp_record_write(struct sp_state *st, pid_t pid); /* for a crash: DATA/run/PID */
+void sp_record_remove(struct sp_state *st, pid_t pid);
+ssize_t sp_find(const struct sp_state *st, uint64_t id); /* a live kid by id, or -1 */
+/* Queues an event; takes ownership of out_fd and err_fd (-1 for none). */
+void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
+	      const char *text, int out_fd, int err_fd);
+/* The FAILED sentence for a start that reported e (NULL: it ended before exec). */
+void sp_fail_text(const struct fl_sandbox_err *e, const char *argv0, const char *cwd, char *msg,
+		  size_t len);
+
+/* spawner_pool.c: the warm pool in the spawner process */
+/* A warm sandbox has ended: says why unless it was let go. Returns 0 if pid is not one. */
+int sp_warm_reaped(struct sp_state *st, pid_t pid, int status);
+/* Set-ups under way (cold starts and warm builds), against max_pending. */
+size_t sp_npending(const struct sp_state *st);
+/* Counts starts for the pool's rates; with refill builds what it lacks (see the file). */
+void sp_warm_tick(struct sp_state *st, int started, int python, int refill);
+/* A warm sandbox's socket is readable: its "ready" byte, or its end. */
+void sp_warm_readable(struct sp_state *st, int fd);
+/* Starts request r (msg: the whole message) in a warm sandbox if one fits: 1 when it did
+ * or reported why not, 0 to start it cold. */
+int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_req *r, const char *msg,
+		size_t len);
 
 /* Kills the process groups recorded in run_dir by an earlier spawner (checked against
  * each process's start time, so a reused pid is left alone) and removes every record.
