@@ -192,3 +192,23 @@ def test_cold_start_phases_and_warm_starts_are_reported(flint):
         key = 'flint_cold_start_phase_seconds_count{function="phased",phase="%s"}' % phase
         assert lines[key] == starts, (key, lines.get(key), starts)
     assert lines['flint_warm_starts_total{function="phased",kind="sandbox"}'] == starts
+
+
+def test_warm_sandbox_holds_only_its_own_descriptors(flint):
+    """A waiting init keeps its pipes, its socket and the spawner's pidfd, nothing of the
+    spawner's (the socket to the daemon, other instances' pipes, other warm sandboxes')."""
+    pids = wait_for(lambda: warm_inits(flint), 10, what="a warm sandbox")
+    for pid in pids:
+        kinds = {}
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue  # closed meanwhile
+            kind = target.split(":")[0] if ":" in target else "file"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        # Its own socketpair end only; pipes: exec report, stdout, stderr, status (and a
+        # Python zygote's instance pipe); stdin/stdout/stderr of the spawner (files).
+        assert kinds.get("socket", 0) == 1, (pid, kinds)
+        assert kinds.get("pipe", 0) <= 5, (pid, kinds)
+        assert set(kinds) <= {"socket", "pipe", "anon_inode", "file"}, (pid, kinds)
