@@ -715,7 +715,7 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 					 .rootfs = sb.rootfs,
 					 .code = sb.code,
 					 .netns = in->netns > 0 ? in->netns : 0,
-					 .zygote = !sb.rootfs && fl_pyzygote_fits(argv)};
+					 .zygote = !sb.rootfs && fl_pyzygote_fits(argv, envp)};
 		for (i = 0; i < fn->spec->nenv && strncmp(fn->spec->env[i], "HOME=", 5) != 0; i++)
 			;
 		fl_sandbox_home(envp, i < fn->spec->nenv);
@@ -1097,7 +1097,7 @@ int ctl_python_functions(fl_ctl *ctl)
 	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
 		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
 		if (fn->spec->sandbox && !fn->spec->rootfs && !fn->spec->image && fn->spec->argv &&
-		    fl_pyzygote_fits(fn->spec->argv))
+		    fl_pyzygote_fits(fn->spec->argv, fn->spec->env))
 			return 1;
 	}
 	return 0;

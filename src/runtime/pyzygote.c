@@ -103,15 +103,32 @@ static const char zy_script[] =
     "    os.environ.update(spec['env'])\n"
     "    sys.argv = spec['argv'][1:]\n"
     "    sys.path.insert(0, spec['cwd'])\n"
+    "    extra = [p for p in spec['env'].get('PYTHONPATH', '').split(':') if p]\n"
+    "    sys.path[1:1] = [os.path.join(spec['cwd'], p) for p in extra]\n"
     "    os.close(4)\n"
     "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
     "main()\n";
 
-int fl_pyzygote_fits(char *const argv[])
+int fl_pyzygote_fits(char *const argv[], char *const envp[])
 {
-	return argv[0] && argv[1] && !argv[2] &&
-	       (strcmp(argv[0], "python3") == 0 || strcmp(argv[0], ZY_PYTHON) == 0) &&
-	       strcmp(argv[1], "flint_runtime.py") == 0;
+	static const char *const ok[] = {
+	    "PYTHONPATH=", "PYTHONUNBUFFERED=", "PYTHONDONTWRITEBYTECODE=", NULL};
+	size_t i, k;
+
+	if (!(argv[0] && argv[1] && !argv[2] &&
+	      (strcmp(argv[0], "python3") == 0 || strcmp(argv[0], ZY_PYTHON) == 0) &&
+	      strcmp(argv[1], "flint_runtime.py") == 0))
+		return 0;
+	for (i = 0; envp && envp[i]; i++) {
+		if (strncmp(envp[i], "PYTHON", 6) != 0)
+			continue;
+		for (k = 0; ok[k] && strncmp(envp[i], ok[k], strlen(ok[k])) != 0; k++)
+			;
+		if (ok[k] == NULL)
+			return 0; /* PYTHONHASHSEED, PYTHONOPTIMIZE, ...: the interpreter must start
+				   */
+	}
+	return 1;
 }
 
 pid_t fl_pyzygote_start(int ep_w, int out_w, int err_w, int *spec_w)

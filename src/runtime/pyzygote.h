@@ -7,8 +7,10 @@
 #include <sys/types.h>
 
 /* Whether a command is the Python template's runtime (python3 flint_runtime.py, nothing
- * more), which a zygote can run. */
-int fl_pyzygote_fits(char *const argv[]);
+ * more) with an environment a zygote honours (envp may be NULL): no PYTHON* variable that
+ * only acts when the interpreter starts, other than PYTHONPATH (applied to sys.path),
+ * PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE (the zygote runs -u -B anyway). */
+int fl_pyzygote_fits(char *const argv[], char *const envp[]);
 
 /* Starts the interpreter (in a warm sandbox's init, still privileged): stdin /dev/null,
  * stdout and stderr out_w and err_w, descriptor 4 ep_w (the exec report: closed once it

@@ -212,3 +212,35 @@ def test_warm_sandbox_holds_only_its_own_descriptors(flint):
         assert kinds.get("socket", 0) == 1, (pid, kinds)
         assert kinds.get("pipe", 0) <= 5, (pid, kinds)
         assert set(kinds) <= {"socket", "pipe", "anon_inode", "file"}, (pid, kinds)
+
+
+def test_python_zygote_honours_pythonpath_and_steps_aside_for_startup_settings(flint):
+    # PYTHONPATH is applied to sys.path; a setting only the interpreter's start reads
+    # (PYTHONHASHSEED) makes the start a plain one, which honours it.
+    for name, var, zyg in (("pypath", "PYTHONPATH: lib", True),
+                           ("pyseed", 'PYTHONHASHSEED: "0"', False)):
+        d = flint.base / "fn" / name
+        r = subprocess.run([str(FLINT), "new", name, "-l", "python", "--dir",
+                            str(flint.base / "fn")], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        (d / "lib").mkdir()
+        (d / "lib" / "vendored.py").write_text("VALUE = 'from lib'\n")
+        (d / "handler.py").write_text(
+            "import os, sys\n"
+            "def handle(req):\n"
+            "    import vendored\n"
+            "    return {'vendored': vendored.VALUE, 'hash': hash('x') == hash('x'),\n"
+            "            'seed': os.environ.get('PYTHONHASHSEED'),\n"
+            "            'flags_seed': sys.flags.hash_randomization}\n")
+        y = (d / "flint.yaml").read_text().replace("env:\n", "env:\n  %s\n  PYTHONPATH: lib\n"
+                                                   % var if "HASH" in var else "env:\n  %s\n"
+                                                   % var, 1)
+        (d / "flint.yaml").write_text(y)
+        flint.cli_ok("deploy", d)
+        flint.track()
+        r = flint.gw("/function/%s/" % name, timeout=COLD)
+        assert r.status_code == 200, (r.status_code, r.text, flint.log_tail(20))
+        assert r.json()["vendored"] == "from lib", r.json()
+        assert [i["zygote"] for i in ready(flint, name)] == [zyg], name
+        if not zyg:
+            assert r.json()["flags_seed"] == 0, r.json()  # PYTHONHASHSEED=0 took effect
