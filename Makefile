@@ -37,7 +37,7 @@ DAEMON_OBJ := gateway/gateway.o gateway/snapshot.o gateway/router.o \
             proto/http2.o proto/http2_up.o proto/http2_h1.o proto/thrift.o proto/thrift_wire.o \
             control/control.o control/spec.o control/registry.o control/blobs.o \
             control/admin_api.o control/instances.o control/publish.o control/autoscaler.o \
-            control/logstore.o control/probe.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o control/image.o runtime/spawner.o runtime/spawner_proc.o runtime/spawner_pool.o runtime/pyzygote.o runtime/sandbox_linux.o runtime/cgroup.o \
+            control/logstore.o control/probe.o control/readiness.o control/openfaas.o control/secrets.o control/secrets_api.o control/versions.o control/image.o runtime/spawner.o runtime/spawner_proc.o runtime/spawner_pool.o runtime/pyzygote.o runtime/sandbox_linux.o runtime/cgroup.o \
             runtime/seccomp.o runtime/netns.o obs/metrics.o
 EVENTS_OBJ := events/async.o events/async_worker.o events/async_gw.o events/async_api.o events/triggers.o events/cron.o events/trigger_spec.o \
             events/trigger_redis.o events/trigger_nats.o

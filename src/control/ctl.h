@@ -155,8 +155,28 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn);
 /* Runs the autoscaler for one function (or all with NULL) and acts on it. */
 void ctl_scale(fl_ctl *ctl, ctl_fn *fn);
+/* The daemon of a handle on the control loop. */
+static inline fl_ctl *ctl_of(uv_handle_t *h)
+{
+	return h->loop->data;
+}
+
+/* instances.c, for readiness.c: an instance passed its readiness check; a start failed
+ * (recorded, backing off); stop an instance (SIGTERM, then SIGKILL after a grace). */
+void ctl_inst_ready(fl_ctl *ctl, ctl_inst *in);
+void ctl_start_failed(fl_ctl *ctl, ctl_inst *in, const char *why);
+void ctl_inst_stop(fl_ctl *ctl, ctl_inst *in);
+
+/* readiness.c */
 /* Sets up the fine-grained readiness checks (ctl->probe_*). */
 void ctl_probe_init(fl_ctl *ctl);
+/* A readiness check of the starting instance whose timer is t, now (t->data is it);
+ * rechecked on its schedule until ready or its start deadline. */
+void ctl_probe_now(uv_timer_t *t);
+/* A liveness check of the ready instance whose timer is t. */
+void ctl_live_now(uv_timer_t *t);
+/* Takes in off the fine-grained schedule (it is ready, stopping or gone). */
+void ctl_probe_fast_remove(ctl_inst *in);
 /* Handles everything the spawner reported. */
 void ctl_spawner_events(fl_ctl *ctl);
 /* Builds and publishes a snapshot soon (coalesced). */

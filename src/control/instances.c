@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,12 +36,6 @@
 static void inst_maybe_free(ctl_inst *in);
 static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn);
 static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why);
-static void probe_fast_remove(ctl_inst *in);
-
-static fl_ctl *ctl_of(uv_handle_t *h)
-{
-	return h->loop->data;
-}
 
 const char *ctl_fn_state_name(enum fn_state s)
 {
@@ -197,7 +190,7 @@ static void inst_maybe_free(ctl_inst *in)
 	}
 	if (in->netns >= 0)
 		close(in->netns);
-	probe_fast_remove(in);
+	ctl_probe_fast_remove(in);
 	free(in);
 	fn_maybe_free(ctl, fn);
 }
@@ -215,7 +208,7 @@ static void backoff_done(uv_timer_t *t)
 }
 
 /* A start failed: record why, back off exponentially. */
-static void start_failed(fl_ctl *ctl, ctl_inst *in, const char *why)
+void ctl_start_failed(fl_ctl *ctl, ctl_inst *in, const char *why)
 {
 	ctl_fn *fn = in->fn;
 	uint64_t delay;
@@ -251,7 +244,7 @@ static void on_stop_grace(uv_timer_t *t)
 }
 
 /* Sends SIGTERM now and SIGKILL after the grace period. */
-static void inst_stop(fl_ctl *ctl, ctl_inst *in)
+void ctl_inst_stop(fl_ctl *ctl, ctl_inst *in)
 {
 	if (in->state == I_STOPPING)
 		return;
@@ -259,7 +252,7 @@ static void inst_stop(fl_ctl *ctl, ctl_inst *in)
 	if (in->pub)
 		atomic_store(&in->pub->gone, 1);
 	uv_timer_stop(&in->timer);
-	probe_fast_remove(in);
+	ctl_probe_fast_remove(in);
 	if (in->exited)
 		return;
 	if (in->pid <= 0) {
@@ -276,7 +269,7 @@ static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why)
 	if (in->state == I_DRAINING || in->state == I_STOPPING)
 		return;
 	if (in->state == I_STARTING || in->pub == NULL) {
-		inst_stop(ctl, in);
+		ctl_inst_stop(ctl, in);
 		return;
 	}
 	in->state = I_DRAINING;
@@ -286,17 +279,14 @@ static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why)
 	/* The tick stops it once its requests are done (see ctl_scale). */
 }
 
-static void probe_schedule(ctl_inst *in);
-static void live_now(uv_timer_t *t);
-
-static void inst_ready(fl_ctl *ctl, ctl_inst *in)
+void ctl_inst_ready(fl_ctl *ctl, ctl_inst *in)
 {
 	ctl_fn *fn = in->fn;
 	fl_list *l, *next;
 	uint64_t us;
 
 	uv_timer_stop(&in->timer);
-	probe_fast_remove(in);
+	ctl_probe_fast_remove(in);
 	in->state = I_READY;
 	in->ready_ns = fl_now_ns();
 	in->ready_ms = fl_wall_ms();
@@ -337,178 +327,8 @@ static void inst_ready(fl_ctl *ctl, ctl_inst *in)
 	if (fn->spec->liveness_interval_ms) {
 		/* While ready, probe_delay_ms counts consecutive liveness failures. */
 		in->probe_delay_ms = 0;
-		uv_timer_start(&in->timer, live_now, fn->spec->liveness_interval_ms, 0);
+		uv_timer_start(&in->timer, ctl_live_now, fn->spec->liveness_interval_ms, 0);
 	}
-}
-
-/* The outcome of a liveness check of a ready instance: enough failures in a row and it
- * is stopped, and the autoscaler starts another in its place. */
-static void live_done(void *ctx, int ok)
-{
-	ctl_inst *in = ctx;
-	ctl_fn *fn = in->fn;
-	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->timer);
-
-	in->probe = NULL;
-	if (in->exited || in->state != I_READY)
-		return;
-	in->probe_delay_ms = ok ? 0 : in->probe_delay_ms + 1;
-	if (in->probe_delay_ms < fn->spec->liveness_failures) {
-		uv_timer_start(&in->timer, live_now, fn->spec->liveness_interval_ms, 0);
-		return;
-	}
-	ctl_event(fn, "instance i-%llu: liveness check failed %llu times; replacing it",
-		  (unsigned long long)in->id, (unsigned long long)in->probe_delay_ms);
-	fl_logstore_note(ctl->logs, fn->name,
-			 "instance i-%llu: liveness check failed %llu times; replacing it",
-			 (unsigned long long)in->id, (unsigned long long)in->probe_delay_ms);
-	inst_stop(ctl, in);
-	if (!fn->deleted && !ctl->stopping)
-		ctl_scale(ctl, fn);
-}
-
-static void live_now(uv_timer_t *t)
-{
-	ctl_inst *in = t->data;
-	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
-	const fl_spec *sp = in->fn->spec;
-
-	if (in->state != I_READY || in->exited || in->probe)
-		return;
-	if (fl_probe_start(ctl->loop, in->netns, in->port, sp->health_type, sp->health_path,
-			   sp->liveness_timeout_ms, live_done, in, &in->probe) < 0)
-		live_done(in, 0);
-}
-
-static void probe_done(void *ctx, int ok)
-{
-	ctl_inst *in = ctx;
-
-	in->probe = NULL;
-	if (in->exited || in->state != I_STARTING)
-		return;
-	if (ok)
-		inst_ready(ctl_of((uv_handle_t *)&in->timer), in);
-	else
-		probe_schedule(in);
-}
-
-static void probe_now(uv_timer_t *t)
-{
-	ctl_inst *in = t->data;
-	fl_ctl *ctl = ctl_of((uv_handle_t *)t);
-	uint64_t left;
-
-	if (in->state != I_STARTING || in->exited)
-		return;
-	if (fl_now_ns() - in->spawn_ns > in->fn->spec->startup_timeout_ms * 1000000ull) {
-		char why[200];
-		snprintf(why, sizeof(why), "instance i-%llu did not become ready within %llu ms",
-			 (unsigned long long)in->id,
-			 (unsigned long long)in->fn->spec->startup_timeout_ms);
-		start_failed(ctl, in, why);
-		inst_stop(ctl, in);
-		return;
-	}
-	/* A check that hangs (an instance that accepts but does not answer yet) must not
-	 * outlast the start deadline, which only this function enforces. */
-	left = in->fn->spec->startup_timeout_ms - (fl_now_ns() - in->spawn_ns) / 1000000;
-	if (fl_probe_start(ctl->loop, in->netns, in->port, in->fn->spec->health_type,
-			   in->fn->spec->health_path, left ? left : 1, probe_done, in,
-			   &in->probe) < 0)
-		probe_schedule(in);
-}
-
-/* Retries the readiness check: at once, then every PROBE_TICK_US for the first
- * PROBE_TICK_MS (a native server is ready well within a millisecond of its exec: a
- * millisecond timer would be most of a warm start), then every millisecond (the timers'
- * resolution) until PROBE_FAST_MS, where a cold start usually ends, then backing off to
- * 50 ms for slow starters. A refused loopback connect costs a few microseconds; the
- * first PROBE_TICK_MS cost at most PROBE_TICK_MS * 1000 / PROBE_TICK_US of them. */
-#define PROBE_TICK_US 200
-#define PROBE_TICK_MS 10
-#define PROBE_FAST_MS 30
-
-static void probe_fast_remove(ctl_inst *in)
-{
-	if (in->fast) {
-		fl_list_remove(&in->fast_link);
-		in->fast = 0;
-	}
-}
-
-static void probe_arm(fl_ctl *ctl, int on)
-{
-	struct itimerspec it = {{0, on ? PROBE_TICK_US * 1000L : 0},
-				{0, on ? PROBE_TICK_US * 1000L : 0}};
-
-	if (ctl->probe_armed == on)
-		return;
-	ctl->probe_armed = on;
-	timerfd_settime(ctl->probe_tfd, 0, &it, NULL);
-	if (!on)
-		uv_poll_stop(&ctl->probe_poll);
-}
-
-static void probe_tick(uv_poll_t *h, int status, int events)
-{
-	fl_ctl *ctl = h->data;
-	fl_list todo;
-	uint64_t n;
-
-	if (read(ctl->probe_tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		fl_warn("serve", "reading the readiness timer: %s", strerror(errno));
-	/* Probes that fail now come back to probe_fast: take this round's first. */
-	fl_list_init(&todo);
-	while (!fl_list_empty(&ctl->probe_fast)) {
-		fl_list *l = ctl->probe_fast.next;
-		fl_list_remove(l);
-		fl_list_insert_tail(&todo, l);
-	}
-	while (!fl_list_empty(&todo)) {
-		ctl_inst *in = fl_container_of(todo.next, ctl_inst, fast_link);
-		fl_list_remove(&in->fast_link);
-		in->fast = 0;
-		probe_now(&in->timer);
-	}
-	if (fl_list_empty(&ctl->probe_fast))
-		probe_arm(ctl, 0);
-}
-
-void ctl_probe_init(fl_ctl *ctl)
-{
-	fl_list_init(&ctl->probe_fast);
-	ctl->probe_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (ctl->probe_tfd < 0) {
-		fl_warn("serve", "no timerfd (%s): readiness is checked every millisecond",
-			strerror(errno));
-		return;
-	}
-	uv_poll_init(ctl->loop, &ctl->probe_poll, ctl->probe_tfd);
-	ctl->probe_poll.data = ctl;
-}
-
-static void probe_schedule(ctl_inst *in)
-{
-	fl_ctl *ctl = ctl_of((uv_handle_t *)&in->timer);
-	uint64_t d = in->probe_delay_ms, since = fl_now_ns() - in->spawn_ns;
-
-	if (ctl->probe_tfd >= 0 && since < PROBE_TICK_MS * 1000000ull) {
-		if (!in->fast) {
-			fl_list_insert_tail(&ctl->probe_fast, &in->fast_link);
-			in->fast = 1;
-		}
-		if (!ctl->probe_armed) {
-			probe_arm(ctl, 1);
-			uv_poll_start(&ctl->probe_poll, UV_READABLE, probe_tick);
-		}
-		return;
-	}
-	if (since < PROBE_FAST_MS * 1000000ull)
-		in->probe_delay_ms = 1;
-	else
-		in->probe_delay_ms = d == 0 ? 1 : (d * 2 > 50 ? 50 : d * 2);
-	uv_timer_start(&in->timer, probe_now, d, 0);
 }
 
 static char *subst_port(const char *arg, int port)
@@ -680,7 +500,7 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 				 "cannot create the function's network namespace: %s",
 				 strerror(-r));
 			in->exited = 1;
-			start_failed(ctl, in, why);
+			ctl_start_failed(ctl, in, why);
 			inst_maybe_free(in);
 			return;
 		}
@@ -739,11 +559,11 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 		snprintf(why, sizeof(why), "cannot ask the spawner for an instance: %s",
 			 strerror(-r));
 		in->exited = 1;
-		start_failed(ctl, in, why);
+		ctl_start_failed(ctl, in, why);
 		inst_maybe_free(in);
 		return;
 	}
-	/* The start deadline is checked by the probe loop (probe_now). */
+	/* The start deadline is checked by the probe loop (ctl_probe_now). */
 	ctl_publish_later(ctl);
 }
 
@@ -858,14 +678,14 @@ static void on_exited(fl_ctl *ctl, ctl_inst *in, int status)
 
 	in->exited = 1;
 	uv_timer_stop(&in->timer);
-	probe_fast_remove(in);
+	ctl_probe_fast_remove(in);
 	if (in->job) {
 		build_done(ctl, in, status, NULL);
 	} else if (in->state == I_STARTING && !fn->deleted) {
 		describe_status(status, st, sizeof(st));
 		snprintf(why, sizeof(why), "instance i-%llu exited with %s before it was ready",
 			 (unsigned long long)in->id, st);
-		start_failed(ctl, in, why);
+		ctl_start_failed(ctl, in, why);
 	} else if (in->state == I_READY ||
 		   (in->failed_stop && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))) {
 		/* Also an instance being replaced because it failed, when it ended on
@@ -916,7 +736,7 @@ void ctl_spawner_events(fl_ctl *ctl)
 				uv_timer_start(&in->timer, on_stop_grace, STOP_GRACE_MS, 0);
 			} else if (!in->job) {
 				in->probe_delay_ms = 0;
-				probe_now(&in->timer);
+				ctl_probe_now(&in->timer);
 			}
 			break;
 		case FL_SPAWN_FAILED:
@@ -927,7 +747,7 @@ void ctl_spawner_events(fl_ctl *ctl)
 				char why[320];
 				snprintf(why, sizeof(why), "instance i-%llu could not start: %s",
 					 (unsigned long long)in->id, ev.msg);
-				start_failed(ctl, in, why);
+				ctl_start_failed(ctl, in, why);
 			}
 			inst_maybe_free(in);
 			break;
@@ -968,7 +788,7 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		if (i->state == I_DRAINING &&
 		    (atomic_load(&i->pub->inflight) == 0 ||
 		     fl_now_ns() - i->ready_ns > fn->spec->timeout_ms * 1000000ull * 4))
-			inst_stop(ctl, i);
+			ctl_inst_stop(ctl, i);
 		if (i->state == I_READY && i->pub && atomic_load(&i->pub->failed)) {
 			/* The gateway saw it refuse a connection or cut a request: it is
 			 * dying or broken. Replace it; its exit, when it comes, still says
@@ -978,7 +798,7 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 			    "instance i-%llu failed a request (refused or cut it); replacing it",
 			    (unsigned long long)i->id);
 			i->failed_stop = 1;
-			inst_stop(ctl, i);
+			ctl_inst_stop(ctl, i);
 			continue;
 		}
 		if (i->stale)
@@ -1065,7 +885,7 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 		if (victim == NULL)
 			break;
 		if (victim->state == I_STARTING)
-			inst_stop(ctl, victim);
+			ctl_inst_stop(ctl, victim);
 		else
 			inst_drain(ctl, victim, "scaling down");
 		active--;
@@ -1177,7 +997,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 			ctl_inst *i = fl_container_of(l, ctl_inst, link);
 			i->stale = 1; /* runs the old version */
 			if (i->state == I_STARTING && !i->job)
-				inst_stop(ctl, i);
+				ctl_inst_stop(ctl, i);
 		}
 		uv_timer_stop(&fn->backoff_timer);
 		fn->failures = 0;
@@ -1237,7 +1057,7 @@ void ctl_fn_remove(fl_ctl *ctl, ctl_fn *fn)
 		ctl_inst *i = fl_container_of(l, ctl_inst, link);
 		next = l->next;
 		if (!i->job)
-			inst_stop(ctl, i);
+			ctl_inst_stop(ctl, i);
 	}
 	fl_logstore_remove(ctl->logs, fn->name);
 	if (!fn->hidden) {
