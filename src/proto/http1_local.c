@@ -137,14 +137,16 @@ static void respond_local_h(gw_conn *c, int status, const char *ctype, const cha
 		n = (int)sizeof(head) - 1;
 	b[0] = uv_buf_init(head, (unsigned)n);
 	b[1] = uv_buf_init((char *)body, (unsigned)blen);
-	if (x)
+	/* Counted before it is written: a client that reads it and asks /metrics at once
+	 * (on another thread) must find it there. */
+	if (x) {
 		x->status = status;
+		fl_http1__account(c->gw, x, status);
+	}
 	if (fl_gw__write((uv_stream_t *)&c->tcp, b, (x && x->is_head) ? 1 : 2) < 0) {
 		fl_http1__conn_close(c);
 		return;
 	}
-	if (x)
-		fl_http1__account(c->gw, x, status);
 	if (close_conn) {
 		fl_http1__close_after_write(c);
 		return;
