@@ -68,7 +68,8 @@ struct sp_warm {
 	int ep_r, out_r, err_r, status_r;
 	int ready;  /* its view is built */
 	int python; /* it holds a Python zygote (runtime/pyzygote.h) */
-	int dying;  /* killed to shrink the pool; reaped later */
+	int dying;  /* killed to shrink the pool, or lost; reaped later */
+	int lost;   /* it ended by itself (its socket closed): reaped with its report */
 	uint64_t born_ms;
 };
 
@@ -169,8 +170,8 @@ struct sp_state {
 	uint64_t warm_surplus_ms[2]; /* since when a kind has been above its target, or 0 */
 	int warm_py_seen;	     /* a start of the Python template came */
 	uint64_t warm_window_ms;     /* when the current second began */
-	int warm_failures;	     /* builds that failed; the pool stops at SP_WARM_FAILURES */
-	int warm_short;		     /* a kind is below its target: build when quiet */
+	int warm_failures; /* builds that failed in a row; the pool stops at SP_WARM_FAILURES */
+	int warm_short;	   /* a kind is below its target: build when quiet */
 };
 
 /* spawner_proc.c */

@@ -327,14 +327,19 @@ int sp_warm_reaped(struct sp_state *st, pid_t pid, int status)
 		return 0;
 	w = &st->warm[i];
 	sp_record_remove(st, pid);
-	if (!w->dying) {
+	if (!w->dying || w->lost) {
 		ssize_t n = read(w->ep_r, &e, sizeof(e));
 		sp_fail_text(n == (ssize_t)sizeof(e) ? &e : NULL, "a warm sandbox", NULL, msg,
 			     sizeof(msg));
-		if (++st->warm_failures >= SP_WARM_FAILURES)
+		/* Only builds that fail count (three in a row stop the pool): one that ended
+		 * while it waited was killed from outside, and is simply replaced. */
+		if (w->ready)
+			fl_warn("spawner", "a warm sandbox ended while it waited (exit status %d)",
+				status);
+		else if (++st->warm_failures >= SP_WARM_FAILURES)
 			fl_error("spawner",
-				 "%s (exit status %d); %d warm sandboxes failed, starts are cold "
-				 "from now on",
+				 "%s (exit status %d); %d warm sandboxes in a row failed to build, "
+				 "starts are built from scratch from now on",
 				 msg, status, st->warm_failures);
 		else
 			fl_warn("spawner", "%s (exit status %d)", msg, status);
@@ -474,10 +479,12 @@ void sp_warm_readable(struct sp_state *st, int fd)
 		if (w->sock != fd)
 			continue;
 		n = recv(fd, &c, 1, MSG_DONTWAIT);
-		if (n == 1)
+		if (n == 1) {
 			w->ready = 1;
-		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			w->dying = 1; /* gone: reaped soon, with its report */
+			st->warm_failures = 0; /* they count in a row */
+		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			w->dying = w->lost = 1; /* gone: reaped soon, with its report */
+		}
 		return;
 	}
 }
