@@ -104,7 +104,7 @@ test: unit integration
 # The side-by-side HTTP/1.1 table first (bench/run.sh), then HTTP/2 and gRPC,
 # Thrift, async and cold starts; each prints its own table. BENCH_ONLY=h2 (or
 # run, thrift, async, coldstart) runs one.
-BENCH_SCRIPTS := run h2 thrift async coldstart
+BENCH_SCRIPTS := run h2 thrift async coldstart netns
 bench: all
 	@set -e; for b in $(or $(BENCH_ONLY),$(BENCH_SCRIPTS)); do \
 		echo "== bench/$$b.sh"; sh bench/$$b.sh; done
