@@ -79,6 +79,44 @@ int fl_spawner_fd(const fl_spawner *sp)
 	return sp->fd;
 }
 
+void sp_rights_put(struct msghdr *mh, void *cbuf, const int *fds, int n)
+{
+	struct cmsghdr *c;
+
+	if (n <= 0)
+		return;
+	memset(cbuf, 0, CMSG_SPACE(sizeof(int) * (size_t)n));
+	mh->msg_control = cbuf;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+}
+
+int sp_rights_take(struct msghdr *mh, int *fds, int max)
+{
+	struct cmsghdr *c;
+	int n = 0;
+
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t k, nfd;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (k = 0; k < nfd; k++) {
+			int x;
+			memcpy(&x, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = x;
+			else
+				close(x);
+		}
+	}
+	return n;
+}
+
 /* Sends one request, waiting a bounded time for room: the spawner drains its socket
  * promptly, so a full socket for seconds means it is stuck. */
 static int sp_send(fl_spawner *sp, const void *buf, size_t len, int fd)
@@ -91,17 +129,7 @@ static int sp_send(fl_spawner *sp, const void *buf, size_t len, int fd)
 	struct iovec iov = {(void *)buf, len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-	if (fd >= 0) {
-		struct cmsghdr *c;
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.b;
-		mh.msg_controllen = sizeof(cm.b);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
+	sp_rights_put(&mh, cm.b, &fd, fd >= 0);
 	for (;;) {
 		ssize_t n = sendmsg(sp->fd, &mh, MSG_NOSIGNAL);
 		struct pollfd p = {sp->fd, POLLOUT, 0};
@@ -285,7 +313,6 @@ int fl_spawner_read(fl_spawner *sp, struct fl_spawn_event *ev)
 				    .msg_iovlen = 1,
 				    .msg_control = cm.b,
 				    .msg_controllen = sizeof(cm.b)};
-		struct cmsghdr *c;
 		int fds[4], nfds = 0, i;
 		ssize_t n;
 
@@ -301,13 +328,7 @@ int fl_spawner_read(fl_spawner *sp, struct fl_spawn_event *ev)
 		}
 		if (n == 0)
 			return -EPIPE;
-		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			size_t k;
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			for (k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 4; k++)
-				memcpy(&fds[nfds++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-		}
+		nfds = sp_rights_take(&mh, fds, 4);
 		if (!(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
 		    sp_parse_event(buf, (size_t)n, fds, nfds, ev) == 0)
 			return 1;

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "runtime/sandbox_linux.h"
@@ -178,6 +179,7 @@ struct sp_state {
 void sp_record_write(struct sp_state *st, pid_t pid); /* for a crash: DATA/run/PID */
 void sp_record_remove(struct sp_state *st, pid_t pid);
 ssize_t sp_find(const struct sp_state *st, uint64_t id); /* a live kid by id, or -1 */
+int sp_kids_room(struct sp_state *st);			 /* room for one more kid: 0, or -ENOMEM */
 /* Queues an event; takes ownership of out_fd and err_fd (-1 for none). */
 void sp_queue(struct sp_state *st, uint32_t type, uint64_t id, pid_t pid, int value,
 	      const char *text, int out_fd, int err_fd);
@@ -198,6 +200,14 @@ void sp_warm_readable(struct sp_state *st, int fd);
  * or reported why not, 0 to start it cold. */
 int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_req *r, const char *msg,
 		size_t len);
+
+/* spawner.c: descriptors passed with a message (SCM_RIGHTS), on both sides. */
+/* Attaches n descriptors (0: none) to mh, its control data in cbuf, which holds at least
+ * CMSG_SPACE(n * sizeof(int)) bytes and is aligned for a struct cmsghdr. */
+void sp_rights_put(struct msghdr *mh, void *cbuf, const int *fds, int n);
+/* The descriptors a received message carried, in order: up to max into fds, any beyond
+ * closed. Returns how many were stored. */
+int sp_rights_take(struct msghdr *mh, int *fds, int max);
 
 /* Kills the process groups recorded in run_dir by an earlier spawner (checked against
  * each process's start time, so a reused pid is left alone) and removes every record.

@@ -127,7 +127,6 @@ static int sp_warm_wait(void *arg, struct fl_sandbox_child *c, struct fl_sandbox
 	struct msghdr mh = {
 	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
 	int sock = *(int *)arg, fds[SP_WARM_FDS], nfds = 0, next = 0, netns = -1;
-	struct cmsghdr *cmsg;
 	struct sp_hdr h;
 	ssize_t n;
 
@@ -140,11 +139,7 @@ static int sp_warm_wait(void *arg, struct fl_sandbox_child *c, struct fl_sandbox
 	while (n < 0 && errno == EINTR);
 	if (n < (ssize_t)sizeof(h))
 		return -1; /* EOF: the spawner is gone, or the pool let this one go */
-	for (cmsg = CMSG_FIRSTHDR(&mh); cmsg; cmsg = CMSG_NXTHDR(&mh, cmsg))
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-			nfds = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * (size_t)nfds);
-		}
+	nfds = sp_rights_take(&mh, fds, SP_WARM_FDS);
 	close(sock);
 	memcpy(&h, buf, sizeof(h));
 	f->cwdtree = (h.flags & SP_WARM_TREE) && next < nfds ? fds[next++] : -1;
@@ -232,7 +227,6 @@ int sp_warm_give(struct sp_warm *w, const char *msg, size_t len, const struct sp
 	struct iovec iov[2];
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	struct fl_sandbox_fds f;
-	struct cmsghdr *c;
 	struct sp_hdr h;
 	int fds[SP_WARM_FDS], nfds = 0, i;
 	ssize_t n;
@@ -250,16 +244,7 @@ int sp_warm_give(struct sp_warm *w, const char *msg, size_t len, const struct sp
 		fds[nfds++] = f.secfd[i];
 	iov[0] = (struct iovec){&h, sizeof(h)};
 	iov[1] = (struct iovec){(char *)msg + sizeof(h), len - sizeof(h)};
-	if (nfds > 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.b;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
+	sp_rights_put(&mh, cm.b, fds, nfds);
 	/* The socket is empty (one message ever goes down), so this does not block. */
 	do
 		n = sendmsg(w->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -560,14 +545,8 @@ int sp_try_warm(struct sp_state *st, uint64_t id, const struct sp_spawn_req *r, 
 		pick = sp_warm_pick(st, 0);
 	if (pick < 0)
 		return 0;
-	if (st->nkids == st->capkids) {
-		size_t cap = st->capkids ? st->capkids * 2 : 16;
-		k = realloc(st->kids, cap * sizeof(*k));
-		if (k == NULL)
-			return 0;
-		st->kids = k;
-		st->capkids = cap;
-	}
+	if (sp_kids_room(st) < 0)
+		return 0; /* the cold path says "out of memory" */
 	w = st->warm[pick];
 	sp_warm_remove(st, (size_t)pick);
 	cg = lim.memory || lim.cpu_millis || lim.pids;

@@ -194,6 +194,22 @@ void sp_record_remove(struct sp_state *st, pid_t pid)
 
 /* ---- the spawner process ---- */
 
+int sp_kids_room(struct sp_state *st)
+{
+	struct sp_child *k;
+	size_t cap;
+
+	if (st->nkids < st->capkids)
+		return 0;
+	cap = st->capkids ? st->capkids * 2 : 16;
+	k = realloc(st->kids, cap * sizeof(*k));
+	if (k == NULL)
+		return -ENOMEM;
+	st->kids = k;
+	st->capkids = cap;
+	return 0;
+}
+
 ssize_t sp_find(const struct sp_state *st, uint64_t id)
 {
 	size_t i;
@@ -230,17 +246,7 @@ static void sp_flush(struct sp_state *st)
 		ssize_t n;
 		int i;
 
-		if (o->nfds > 0) {
-			struct cmsghdr *c;
-			memset(&cm, 0, sizeof(cm));
-			mh.msg_control = cm.b;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)o->nfds);
-			c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)o->nfds);
-			memcpy(CMSG_DATA(c), o->fds, sizeof(int) * (size_t)o->nfds);
-		}
+		sp_rights_put(&mh, cm.b, o->fds, o->nfds);
 		n = sendmsg(st->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -580,15 +586,9 @@ static void sp_spawn(struct sp_state *st, uint64_t id, const char *cwd, char **a
 			 argv[0], (unsigned long long)id);
 		goto fail;
 	}
-	if (st->nkids == st->capkids) {
-		size_t cap = st->capkids ? st->capkids * 2 : 16;
-		k = realloc(st->kids, cap * sizeof(*k));
-		if (k == NULL) {
-			snprintf(msg, sizeof(msg), "start %.200s: out of memory", argv[0]);
-			goto fail;
-		}
-		st->kids = k;
-		st->capkids = cap;
+	if (sp_kids_room(st) < 0) {
+		snprintf(msg, sizeof(msg), "start %.200s: out of memory", argv[0]);
+		goto fail;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
 	    (sb && (pipe2(sy, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0))) {
@@ -821,29 +821,6 @@ static void sp_dispatch(struct sp_state *st, char *buf, size_t n, int fd)
 	}
 }
 
-/* The first descriptor a request carried, or -1; any others are closed. */
-static int sp_take_fds(struct msghdr *mh)
-{
-	struct cmsghdr *c;
-	int fd = -1;
-
-	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		size_t i, nfd;
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < nfd; i++) {
-			int x;
-			memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (fd < 0)
-				fd = x;
-			else
-				close(x);
-		}
-	}
-	return fd;
-}
-
 static void sp_handle_requests(struct sp_state *st)
 {
 	static char buf[SP_MAX_MSG];
@@ -859,7 +836,11 @@ static void sp_handle_requests(struct sp_state *st)
 				    .msg_control = cm.b,
 				    .msg_controllen = sizeof(cm.b)};
 		ssize_t n = recvmsg(st->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		int fd = n > 0 ? sp_take_fds(&mh) : -1;
+		int fd = -1;
+
+		/* The first descriptor it carried (a network namespace), if any. */
+		if (n > 0 && sp_rights_take(&mh, &fd, 1) == 0)
+			fd = -1;
 
 		if (n < 0) {
 			if (errno == EINTR)
