@@ -87,13 +87,6 @@ for fn in grpc-greeter hello-c; do
 	"$FLINT" scale "$fn" --min 1 --max 1 >>"$T/deploy.log" 2>&1 ||
 		die "scaling $fn failed; see $T/deploy.log."
 done
-instance_port() {
-	"$FLINT" describe "$1" -o json 2>/dev/null | $PY -c '
-import json, sys
-d = json.load(sys.stdin)
-ready = [i for i in d.get("instances_detail", []) if i.get("state") == "ready"]
-print(ready[0]["port"]) if ready else sys.exit(1)'
-}
 # The greeter's first instance waits for its build (protoc) and grpcio's start-up.
 for fn in grpc-greeter hello-c; do
 	until_ok 90 instance_port $fn || die "$fn had no ready instance within 90 s; see $T/flint.log."
@@ -103,22 +96,9 @@ HPORT=$(instance_port hello-c)
 curl -sf "http://127.0.0.1:$HPORT/" >/dev/null || die "hello-c does not answer on port $HPORT."
 
 # --- nginx --------------------------------------------------------------------------------
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<EOF
-worker_processes 2;
-pid $T/nginx.pid;
-error_log $T/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-	access_log off;
-	client_body_temp_path $T/nginx/body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
-	# Also the HTTP/2 limit of requests per client connection since nginx 1.19.7: its
-	# default of 1,000 would close connections during a run, which flint never does.
-	keepalive_requests 1000000;
+{
+	nginx_conf_head "$T"
+	cat <<EOF
 	upstream greeter {
 		server 127.0.0.1:$GPORT;
 		keepalive 64;
@@ -146,6 +126,7 @@ http {
 	}
 }
 EOF
+} >"$T/nginx.conf"
 nginx -c "$T/nginx.conf" -p "$T" -e "$T/nginx-error.log" -g 'daemon off;' \
 	>"$T/nginx.out" 2>&1 &
 NGINX_PID=$!

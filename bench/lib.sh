@@ -78,3 +78,36 @@ start_flint() {
 	FLINT_TOKEN=$(cat "$_dir/data/token") || die "flint serve wrote no token in $_dir/data."
 	export FLINT_TOKEN FLINT_ADMIN=127.0.0.1:$_admin FLINT_DATA=$_dir/data
 }
+
+# Prints the port of a ready instance of function NAME (via `flint describe`), or fails:
+# instance_port NAME
+instance_port() {
+	"$FLINT" describe "$1" -o json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+ready = [i for i in d.get("instances_detail", []) if i.get("state") == "ready"]
+print(ready[0]["port"]) if ready else sys.exit(1)'
+}
+
+# Prints the start of an nginx.conf for a private nginx with its files under DIR (pid,
+# error log, temporary paths), open inside its http block: the caller writes the rest,
+# upstreams and servers, and the closing brace. nginx_conf_head DIR
+nginx_conf_head() {
+	mkdir -p "$1/nginx"
+	cat <<EOF
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/nginx-error.log warn;
+events { worker_connections 20000; }
+http {
+	access_log off;
+	client_body_temp_path $1/nginx/body;
+	proxy_temp_path $1/nginx/proxy;
+	fastcgi_temp_path $1/nginx/fastcgi;
+	uwsgi_temp_path $1/nginx/uwsgi;
+	scgi_temp_path $1/nginx/scgi;
+	# Also the HTTP/2 limit of requests per client connection since nginx 1.19.7: its
+	# default of 1,000 would close connections during a run, which flint never does.
+	keepalive_requests 1000000;
+EOF
+}

@@ -80,32 +80,14 @@ start_flint "$T" "$GW" "$ADMIN" "$THREADS"
 # One instance, always warm: every target reaches exactly the same process.
 "$FLINT" scale hello-c --min 1 --max 1 >>"$T/deploy.log" 2>&1 ||
 	die "scaling hello-c failed; see $T/deploy.log."
-instance_port() {
-	"$FLINT" describe hello-c -o json 2>/dev/null | $PY -c '
-import json, sys
-d = json.load(sys.stdin)
-ready = [i for i in d.get("instances_detail", []) if i.get("state") == "ready"]
-print(ready[0]["port"]) if ready else sys.exit(1)'
-}
-until_ok 60 instance_port || die "hello-c had no ready instance within 60 s; see $T/flint.log."
-PORT=$(instance_port)
+until_ok 60 instance_port hello-c || die "hello-c had no ready instance within 60 s; see $T/flint.log."
+PORT=$(instance_port hello-c)
 curl -sf "http://127.0.0.1:$PORT/" >/dev/null || die "hello-c does not answer on port $PORT."
 
 # --- nginx ------------------------------------------------------------------------------
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<EOF
-worker_processes 2;
-pid $T/nginx.pid;
-error_log $T/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-	access_log off;
-	client_body_temp_path $T/nginx/body;
-	proxy_temp_path $T/nginx/proxy;
-	fastcgi_temp_path $T/nginx/fastcgi;
-	uwsgi_temp_path $T/nginx/uwsgi;
-	scgi_temp_path $T/nginx/scgi;
-	keepalive_requests 1000000;
+{
+	nginx_conf_head "$T"
+	cat <<EOF
 	upstream hello {
 		server 127.0.0.1:$PORT;
 		keepalive 64;
@@ -123,6 +105,7 @@ http {
 	}
 }
 EOF
+} >"$T/nginx.conf"
 nginx -c "$T/nginx.conf" -p "$T" -e "$T/nginx-error.log" -g 'daemon off;' \
 	>"$T/nginx.out" 2>&1 &
 NGINX_PID=$!
