@@ -30,6 +30,7 @@
 #define NAK_MAX_MS	 60000
 #define REPLY_TIMEOUT_MS 30000
 #define REPLY_MAX	 (1u << 20) /* NATS's default max_payload */
+#define CLOSE_WAIT_S	 10	    /* for the client library to finish with a closed connection */
 #define ID_LEN		 48
 
 /* A JetStream message whose request runs. */
@@ -55,6 +56,8 @@ struct fl_trigger_nats {
 	pthread_cond_t cond;
 	int stop;	 /* under mu */
 	int sub_done;	 /* under mu: no message callback runs any more */
+	int closed;	 /* under mu: the connection's last callback has run */
+	int leaked;	 /* a callback may still run: n is never freed */
 	char state[256]; /* under mu */
 	atomic_int stopf;
 
@@ -259,6 +262,19 @@ static void on_disconnected(natsConnection *nc, void *closure)
 		return;
 	fl_warn("triggers", "function %s: lost NATS at %s; reconnecting", n->fn, n->url);
 	set_state(n, "reconnecting");
+}
+
+/* The closed callback is the last the library queues for a connection (after any
+ * disconnected one, on the same thread): once it ran, nothing refers to n any more. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+	fl_trigger_nats *n = closure;
+
+	(void)nc;
+	pthread_mutex_lock(&n->mu);
+	n->closed = 1;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->mu);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -474,7 +490,8 @@ static natsStatus connect_nats(fl_trigger_nats *n)
 	    (s = natsOptions_SetMaxReconnect(o, -1)) == NATS_OK &&
 	    (s = natsOptions_SetReconnectWait(o, 1000)) == NATS_OK &&
 	    (s = natsOptions_SetDisconnectedCB(o, on_disconnected, n)) == NATS_OK &&
-	    (s = natsOptions_SetReconnectedCB(o, on_reconnected, n)) == NATS_OK)
+	    (s = natsOptions_SetReconnectedCB(o, on_reconnected, n)) == NATS_OK &&
+	    (s = natsOptions_SetClosedCB(o, on_closed, n)) == NATS_OK)
 		s = natsConnection_Connect(&n->nc, o);
 	natsOptions_Destroy(o);
 	return s;
@@ -558,6 +575,24 @@ static void *run(void *arg)
 	n->njm = 0;
 	natsSubscription_Destroy(n->sub);
 	jsCtx_Destroy(n->js);
+	if (n->nc) {
+		/* Close, then wait for the closed callback: a disconnected callback
+		 * queued by the close runs before it, and both use n. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += CLOSE_WAIT_S;
+		natsConnection_Close(n->nc);
+		pthread_mutex_lock(&n->mu);
+		while (!n->closed && pthread_cond_timedwait(&n->cond, &n->mu, &ts) == 0)
+			;
+		n->leaked = !n->closed;
+		pthread_mutex_unlock(&n->mu);
+		if (n->leaked)
+			fl_warn("triggers",
+				"function %s: the NATS client did not report its connection "
+				"closed in %d s; keeping the trigger's memory",
+				n->fn, CLOSE_WAIT_S);
+	}
 	natsConnection_Destroy(n->nc);
 	n->sub = NULL;
 	n->js = NULL;
@@ -623,6 +658,8 @@ void fl_trigger_nats_stop(fl_trigger_nats *n)
 	pthread_mutex_unlock(&n->mu);
 	if (n->has_thr)
 		pthread_join(n->thr, NULL);
+	if (n->leaked)
+		return; /* a library callback may still come: better a leak than a use after free */
 	free(n->jm);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->mu);
