@@ -50,7 +50,7 @@ LIB_OBJ  := $(addprefix $(B)/,$(CORE_OBJ) $(DAEMON_OBJ) $(EVENTS_OBJ) $(CLI_OBJ)
 
 UNIT_TESTS := test_util test_router test_spec test_snapshot test_autoscaler test_yaml test_sha256 \
               test_spawner test_cgroup test_registry test_logstore test_httpd test_listen test_blobs \
-              test_cron test_thrift_wire
+              test_cron test_thrift_wire test_seccomp
 UNIT_BIN := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 
 EXAMPLES := examples/hello-c/hello

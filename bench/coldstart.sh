@@ -10,7 +10,8 @@
 # Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
 #
 # Environment: CS_COLD (default 100), CS_SPAWN (100), CS_DENSITY (1000, 0 skips),
-# CS_BURST (200), CS_PY (20 Python template functions, 0 skips), FLINT_THREADS (2).
+# CS_BURST (200, 0 skips), CS_PY (20 Python template functions, 0 skips), FLINT_THREADS (2),
+# FLINT_BIN (the daemon to measure; bin/flint).
 # Needs root: sandboxes are built with flint's privileges.
 set -u
 
@@ -31,12 +32,13 @@ for v in "${CS_COLD:=100}" "${CS_SPAWN:=100}" "${CS_DENSITY:=1000}" "${CS_BURST:
 done
 export CS_COLD CS_SPAWN CS_DENSITY CS_BURST CS_PY
 [ "$(id -u)" = 0 ] || die "run as root: sandboxed instances need it."
-[ -x bin/flint ] || die "bin/flint is missing; run make first."
+FLINT_BIN=${FLINT_BIN:-bin/flint}
+[ -x "$FLINT_BIN" ] || die "$FLINT_BIN is missing; run make first."
 command -v cc >/dev/null 2>&1 || die "cc is not installed; run make deps first."
 
 T=$(mktemp -d /tmp/flint-cold.XXXXXX) || die "cannot create a temporary directory."
 chmod 755 "$T"
-cp bin/flint "$T/flint" || die "cannot copy bin/flint to $T."
+cp "$FLINT_BIN" "$T/flint" || die "cannot copy $FLINT_BIN to $T."
 mkdir -p "$T/hello" || die "cannot create $T/hello."
 cc -O2 -o "$T/hello/hello" examples/hello-c/hello.c || die "building examples/hello-c failed."
 chmod -R a+rX "$T/hello"

@@ -57,8 +57,25 @@ const char *const fl_seccomp_denied[] = {
     NULL,
 };
 
-static struct sock_filter *sc_insns;
-static unsigned short sc_len;
+/* What an init still does once it knows its instance (join the function's network
+ * namespace, bind its directory and secrets): denied by the second, small filter, which
+ * it installs only then. */
+static const char *const sc_late[] = {"mount", "move_mount", "setns", NULL};
+
+struct sc_prog {
+	struct sock_filter *insns;
+	unsigned short len;
+};
+
+static struct sc_prog sc_progs[3]; /* indexed by enum fl_seccomp_part */
+
+static int sc_is_late(const char *name)
+{
+	for (int i = 0; sc_late[i]; i++)
+		if (strcmp(sc_late[i], name) == 0)
+			return 1;
+	return 0;
+}
 
 /* Adds one rule; a system call this libseccomp or kernel does not know is skipped. */
 static int sc_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
@@ -71,7 +88,7 @@ static int sc_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsig
 	return seccomp_rule_add_array(ctx, action, nr, n, args);
 }
 
-static int sc_build(scmp_filter_ctx ctx)
+static int sc_build(scmp_filter_ctx ctx, enum fl_seccomp_part part)
 {
 	static const unsigned long ns_flags[] = {CLONE_NEWNS,	 CLONE_NEWUTS, CLONE_NEWIPC,
 						 CLONE_NEWUSER,	 CLONE_NEWPID, CLONE_NEWNET,
@@ -80,7 +97,11 @@ static int sc_build(scmp_filter_ctx ctx)
 	int r = 0, i;
 
 	for (i = 0; fl_seccomp_denied[i] && r == 0; i++)
-		r = sc_rule(ctx, deny, fl_seccomp_denied[i], 0, NULL);
+		if (part == FL_SECCOMP_ALL ||
+		    (part == FL_SECCOMP_LATE) == sc_is_late(fl_seccomp_denied[i]))
+			r = sc_rule(ctx, deny, fl_seccomp_denied[i], 0, NULL);
+	if (part == FL_SECCOMP_LATE)
+		return r;
 	/* clone3 passes its flags in memory, which a filter cannot read: ENOSYS makes
 	 * glibc fall back to clone, whose flags are checked below. */
 	if (r == 0)
@@ -107,21 +128,20 @@ static int sc_build(scmp_filter_ctx ctx)
 	return r;
 }
 
-int fl_seccomp_prepare(char *err, size_t errlen)
+/* Compiles one part into sc_progs[part]. */
+static int sc_compile(enum fl_seccomp_part part, char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx;
 	char *prog = NULL;
 	size_t len = 0;
 	int fd = -1, r;
 
-	if (sc_insns)
-		return 0;
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (ctx == NULL) {
 		snprintf(err, errlen, "cannot create a seccomp filter");
 		return -ENOMEM;
 	}
-	r = sc_build(ctx);
+	r = sc_build(ctx, part);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the seccomp filter: %s", strerror(-r));
 		goto out;
@@ -153,8 +173,8 @@ int fl_seccomp_prepare(char *err, size_t errlen)
 		snprintf(err, errlen, "the exported seccomp filter is malformed (%zu bytes)", len);
 		goto out;
 	}
-	sc_insns = (struct sock_filter *)prog;
-	sc_len = (unsigned short)(len / sizeof(struct sock_filter));
+	sc_progs[part].insns = (struct sock_filter *)prog;
+	sc_progs[part].len = (unsigned short)(len / sizeof(struct sock_filter));
 	prog = NULL;
 	r = 0;
 out:
@@ -165,11 +185,21 @@ out:
 	return r;
 }
 
-int fl_seccomp_apply(void)
+int fl_seccomp_prepare(char *err, size_t errlen)
 {
-	struct sock_fprog p = {.len = sc_len, .filter = sc_insns};
+	int r = 0;
 
-	if (sc_insns == NULL)
+	for (int part = 0; part < 3 && r == 0; part++)
+		if (sc_progs[part].insns == NULL)
+			r = sc_compile((enum fl_seccomp_part)part, err, errlen);
+	return r;
+}
+
+int fl_seccomp_apply(enum fl_seccomp_part part)
+{
+	struct sock_fprog p = {.len = sc_progs[part].len, .filter = sc_progs[part].insns};
+
+	if (p.filter == NULL)
 		return -EINVAL;
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p, 0, 0) < 0)
 		return -errno;
@@ -178,6 +208,8 @@ int fl_seccomp_apply(void)
 
 const void *fl_seccomp_program(size_t *len)
 {
-	*len = sc_insns ? sc_len * sizeof(*sc_insns) : 0;
-	return sc_insns;
+	const struct sc_prog *p = &sc_progs[FL_SECCOMP_ALL];
+
+	*len = p->insns ? p->len * sizeof(*p->insns) : 0;
+	return p->insns;
 }

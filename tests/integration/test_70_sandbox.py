@@ -48,7 +48,7 @@ def status_fields():
     with open("/proc/self/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("CapEff", "CapBnd", "CapPrm", "NoNewPrivs", "Seccomp"):
+            if k in ("CapEff", "CapBnd", "CapPrm", "NoNewPrivs", "Seccomp", "Seccomp_filters"):
                 out[k] = v.strip()
     return out
 
@@ -211,6 +211,9 @@ def test_identity_and_process_view(flint):
     assert st["CapEff"] == st["CapPrm"] == st["CapBnd"] == "0000000000000000", st
     assert st["NoNewPrivs"] == "1"
     assert st["Seccomp"] == "2"
+    # The filter's two parts, stacked (the init installs the early one before it knows the
+    # instance, the late one just before the command; test_seccomp checks what each denies).
+    assert st["Seccomp_filters"] == "2", st
     # The instance's process as the host sees it runs as that uid, and flint does not
     # share its cgroups.
     (inst,) = flint.instances("probe")
