@@ -49,6 +49,9 @@ typedef struct ctl_inst {
 	int zygote;	   /* ... holding a pre-imported Python interpreter */
 	fl_list fast_link; /* ctl->probe_fast, while fast is set */
 	int fast;
+	unsigned fast_skip; /* ticks to let pass before its next connecting check */
+	int diag;	    /* its own sock_diag socket (isolated network), or -1 */
+	int diag_off;	    /* sock_diag cannot tell for it: connect */
 	/* kept warm, the gateway's last choice (scale.reserved) */ /* runs an older version of
 								       the function */
 } ctl_inst;
@@ -137,12 +140,15 @@ typedef struct fl_ctl {
 	char **base_env;
 	struct fl_async *async; /* the async queue and triggers (events/async.h) */
 	/* Readiness checks of instances in the first milliseconds of their start run every
-	 * PROBE_TICK_US, finer than libuv's millisecond timers: a timerfd the loop polls,
-	 * armed while probe_fast (ctl_inst.fast_link) is not empty. -1: no timerfd. */
+	 * PROBE_TICK_US or more, finer than libuv's millisecond timers: a timerfd the loop
+	 * polls, armed (probe_armed: its period in us) while probe_fast (ctl_inst.fast_link)
+	 * is not empty. -1: no timerfd. diag: the host's sock_diag socket (-1: not opened
+	 * yet, -2: unusable). */
 	int probe_tfd;
 	uv_poll_t probe_poll;
 	fl_list probe_fast;
-	int probe_armed;
+	unsigned probe_armed;
+	int diag;
 } fl_ctl;
 
 /* instances.c */

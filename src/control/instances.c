@@ -459,6 +459,7 @@ static ctl_inst *inst_new(fl_ctl *ctl, ctl_fn *fn)
 	in->timer.data = in;
 	in->handles = 1;
 	in->netns = -1;
+	in->diag = -1;
 	fl_list_insert_tail(&fn->insts, &in->link);
 	return in;
 }

@@ -1,11 +1,17 @@
 /* probe.c -- one readiness check of an instance: TCP, HTTP or gRPC health. */
 #include "control/probe.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/buf.h"
 #include "runtime/netns.h"
@@ -238,4 +244,58 @@ int fl_probe_start(uv_loop_t *loop, int netns, int port, enum fl_health_type typ
 	}
 	*out = p;
 	return 0;
+}
+
+int fl_probe_diag_open(int netns)
+{
+	return fl_netns_socket(netns, AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
+}
+
+int fl_probe_listening(int diag, int port)
+{
+	static uint32_t seq;
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req;
+	union {
+		char b[1024];
+		struct nlmsghdr align;
+	} ans;
+
+	/* An exact lookup (no NLM_F_DUMP) of 127.0.0.1:port against nothing: the kernel looks
+	 * it up as a connection's local end, which only a listener (on that address or the
+	 * wildcard) matches. The answer is queued before send returns. */
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_len = sizeof(req);
+	req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;
+	req.nh.nlmsg_seq = ++seq;
+	req.r.sdiag_family = AF_INET;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = 1u << TCP_LISTEN;
+	req.r.id.idiag_sport = htons((uint16_t)port);
+	req.r.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
+	req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (send(diag, &req, sizeof(req), MSG_DONTWAIT) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(diag, ans.b, sizeof(ans.b), MSG_DONTWAIT);
+		const struct nlmsghdr *h = &ans.align;
+		if (n < 0)
+			return -errno;
+		if ((size_t)n < sizeof(*h) || h->nlmsg_len > (size_t)n)
+			return -EPROTO;
+		if (h->nlmsg_seq != seq)
+			continue; /* the late answer to an earlier question */
+		if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+			int err = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+			return err == -ENOENT ? 0 : err < 0 ? err : -EPROTO;
+		}
+		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			return ((const struct inet_diag_msg *)NLMSG_DATA(h))->idiag_state ==
+			       TCP_LISTEN;
+		return -EPROTO;
+	}
 }

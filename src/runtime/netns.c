@@ -71,20 +71,20 @@ int fl_netns_create(void)
 	return r < 0 ? r : fd;
 }
 
-int fl_netns_socket(int ns, int domain, int type)
+int fl_netns_socket(int ns, int domain, int type, int protocol)
 {
 	int fd, r;
 
 	type |= SOCK_NONBLOCK | SOCK_CLOEXEC;
 	if (ns < 0) {
-		fd = socket(domain, type, 0);
+		fd = socket(domain, type, protocol);
 		return fd < 0 ? -errno : fd;
 	}
 	if (host_ns < 0)
 		return -EINVAL;
 	if (setns(ns, CLONE_NEWNET) < 0)
 		return -errno;
-	fd = socket(domain, type, 0);
+	fd = socket(domain, type, protocol);
 	r = fd < 0 ? -errno : fd;
 	back_home();
 	return r;
@@ -97,7 +97,7 @@ int fl_netns_tcp_init(uv_loop_t *loop, uv_tcp_t *tcp, int ns)
 	r = uv_tcp_init(loop, tcp);
 	if (r < 0 || ns < 0)
 		return r;
-	fd = fl_netns_socket(ns, AF_INET, SOCK_STREAM);
+	fd = fl_netns_socket(ns, AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return fd;
 	r = uv_tcp_open(tcp, fd);

@@ -23,10 +23,10 @@ int fl_netns_init(void);
  * function's namespace would send the wrong traffic there). Needs CAP_SYS_ADMIN. */
 int fl_netns_create(void);
 
-/* A non-blocking, close-on-exec socket(domain, type, 0) created inside the namespace ns;
- * ns < 0 means the host's. Returns the descriptor or -errno. Safe from any thread; the
- * calling thread is back in the host's namespace when this returns. */
-int fl_netns_socket(int ns, int domain, int type);
+/* A non-blocking, close-on-exec socket(domain, type, protocol) created inside the
+ * namespace ns; ns < 0 means the host's. Returns the descriptor or -errno. Safe from any
+ * thread; the calling thread is back in the host's namespace when this returns. */
+int fl_netns_socket(int ns, int domain, int type, int protocol);
 
 /* uv_tcp_init of tcp on loop, with its socket made inside the namespace ns when ns >= 0
  * (for a uv_tcp_connect next). tcp is initialized even on failure: close it with uv_close
