@@ -2,16 +2,19 @@
 
 Run by bench/coldstart.sh, which starts `flint serve` and passes everything through the
 environment: CS_GW, CS_ADMIN (host:port), CS_TOKEN, CS_FLINT_PID, CS_DIR (a directory
-holding the built ./hello), CS_OUT (where results.md goes), CS_FLOOR (a file with the
-floor harness's samples in microseconds, one per line), and the sizes CS_COLD (functions
-for the cold-start test), CS_SPAWN (instances for the spawn rate), CS_DENSITY (idle
-instances) and CS_BURST (concurrent requests). CS_GW2, CS_ADMIN2, CS_TOKEN2 and
-CS_FLINT_PID2 name a second daemon run with `--warm-pool 0`, for the cold starts without
-sandboxes built ahead of need, side by side.
+holding the built ./hello), CS_OUT (where results.md goes), CS_FLOOR_CMD (the floor
+harness's command line for one sample, which it prints in microseconds), and the sizes
+CS_COLD (functions for the cold-start test), CS_SPAWN (instances for the spawn rate),
+CS_DENSITY (idle instances) and CS_BURST (concurrent requests). CS_GW2, CS_ADMIN2,
+CS_TOKEN2 and CS_FLINT_PID2 name a second daemon run with `--warm-pool 0`, for the cold
+starts without sandboxes built ahead of need, side by side; CS_GW3, CS_ADMIN3, CS_TOKEN3,
+CS_FLINT_PID3 and CS_B_NAME, when set, a third daemon of another build to compare.
 """
 import json
 import os
+import shlex
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -46,6 +49,9 @@ class Daemon:
 D1 = Daemon(GW, os.environ["CS_ADMIN"], TOKEN, FLINT_PID)
 D2 = Daemon(os.environ["CS_GW2"], os.environ["CS_ADMIN2"], os.environ["CS_TOKEN2"],
             int(os.environ["CS_FLINT_PID2"])) if os.environ.get("CS_GW2") else None
+D3 = Daemon(os.environ["CS_GW3"], os.environ["CS_ADMIN3"], os.environ["CS_TOKEN3"],
+            int(os.environ["CS_FLINT_PID3"])) if os.environ.get("CS_GW3") else None
+FLOOR_CMD = shlex.split(os.environ["CS_FLOOR_CMD"])
 
 
 def log(*a):
@@ -116,33 +122,52 @@ def ttfb(path, host="x", gw=GW):
     return (t1 - t0) * 1000, data.decode("latin-1")
 
 
-def cold_starts(sandbox, d=D1):
-    """TTFB of the first request to each of COLD fresh functions, flint's own spawn-to-ready
-    figures, and how many instances came from a warm sandbox."""
-    tag = "sb" if sandbox else "ns"
-    names = ["hc-%s-%d" % (tag, i) for i in range(COLD)]
-    for n in names:
-        deploy(n, sandbox, d)
+def floor_sample():
+    """One run of the floor harness (fork+exec+connect-poll+first byte), in ms."""
+    r = subprocess.run(FLOOR_CMD, capture_output=True, text=True)
+    if r.returncode != 0 or not r.stdout.split():
+        sys.exit("coldstart: the floor harness failed: %s" % r.stderr.strip())
+    return float(r.stdout.split()[0]) / 1000
+
+
+def cold_starts(runs):
+    """For each of COLD function indexes, in turn: a floor sample, then the first request
+    to a fresh function of each run (sandbox, daemon): the TTFB of each, flint's own
+    spawn-to-ready figures, and how many instances came from a warm sandbox. Taking them
+    in turn keeps the machine's drifting load out of the comparison."""
+    names = [["hc-%d-%d" % (k, i) for i in range(COLD)] for k in range(len(runs))]
+    for k, (sandbox, d) in enumerate(runs):
+        for n in names[k]:
+            deploy(n, sandbox, d)
     time.sleep(0.5)  # let deploys settle: nothing must be running yet
-    v, server, warm = [], [], 0
-    for n in names:
-        ms, resp = ttfb("/function/%s/" % n, gw=d.gw)
-        if " 200 " not in resp.split("\r\n", 1)[0] or "hello from C" not in resp:
-            sys.exit("coldstart: %s answered %r" % (n, resp[:200]))
-        if "cold;dur=" not in resp:
-            sys.exit("coldstart: %s was not a cold start (no Server-Timing: cold)" % n)
-        v.append(ms)
-        time.sleep(0.01)  # one start at a time, as a function's first request comes
-    for n in names:
-        det = instances(n, d)
-        for i in det:
-            if i.get("cold_start_ms") is not None:
-                server.append(i["cold_start_ms"])
-            warm += bool(i.get("warm"))
-    for n in names:
-        remove(n, d)
-    wait_no_instances(d=d)
-    return v, server, warm
+    floor = []
+    out = [([], [], 0) for _ in runs]
+    for i in range(COLD):
+        floor.append(floor_sample())
+        for k, (sandbox, d) in enumerate(runs):
+            n = names[k][i]
+            ms, resp = ttfb("/function/%s/" % n, gw=d.gw)
+            if " 200 " not in resp.split("\r\n", 1)[0] or "hello from C" not in resp:
+                sys.exit("coldstart: %s answered %r" % (n, resp[:200]))
+            if "cold;dur=" not in resp:
+                sys.exit("coldstart: %s was not a cold start (no Server-Timing: cold)" % n)
+            out[k][0].append(ms)
+            time.sleep(0.01)  # one start at a time, as a function's first request comes
+    res = []
+    for k, (sandbox, d) in enumerate(runs):
+        v, server, warm = out[k]
+        for n in names[k]:
+            for i in instances(n, d):
+                if i.get("cold_start_ms") is not None:
+                    server.append(i["cold_start_ms"])
+                warm += bool(i.get("warm"))
+        res.append((v, server, warm))
+    for k, (sandbox, d) in enumerate(runs):
+        for n in names[k]:
+            remove(n, d)
+    for d in {id(d): d for _, d in runs}.values():
+        wait_no_instances(d=d)
+    return floor, res
 
 
 def py_cold_starts(d):
@@ -315,19 +340,20 @@ def row(*cells):
 
 
 def main():
-    floor = [float(x) / 1000 for x in open(os.environ["CS_FLOOR"]).read().split()]
+    runs = [(True, D1, "sandboxed (warm pool)")]
+    if D3:
+        runs.append((True, D3, "sandboxed (warm pool), build B (%s)" % os.environ.get("CS_B_NAME", "")))
+    if D2:
+        runs.append((True, D2, "sandboxed, --warm-pool 0"))
+    runs.append((False, D1, "sandbox: false"))
+    log("cold starts, in turn: the floor, %s" % ", ".join(label for _, _, label in runs))
+    floor, res = cold_starts([(sandbox, d) for sandbox, d, _ in runs])
     f50, f99 = pct(floor, 50), pct(floor, 99)
     row("measure", "figure", "goal")
     row("---", "---:", "---")
     row("floor: fork+exec+first response (bench/coldfloor.c), p50 / p99",
         "%.2f / %.2f ms" % (f50, f99), "")
-    runs = [(True, D1, "sandboxed (warm pool)")]
-    if D2:
-        runs.append((True, D2, "sandboxed, --warm-pool 0"))
-    runs.append((False, D1, "sandbox: false"))
-    for sandbox, d, label in runs:
-        log("cold starts, %s" % label)
-        v, server, warm = cold_starts(sandbox, d)
+    for (sandbox, d, label), (v, server, warm) in zip(runs, res):
         s50, s99 = pct(v, 50), pct(v, 99)
         row("cold start, %s, TTFB through the gateway, p50 / p99 (%d functions, %d warm)"
             % (label, len(v), warm),
@@ -336,6 +362,10 @@ def main():
         if server:
             row("  flint's spawn-to-ready, %s, p50 / p99" % label,
                 "%.2f / %.2f ms" % (pct(server, 50), pct(server, 99)), "")
+    if D3:
+        ratios = [vb / va for va, vb in zip(res[0][0], res[1][0])]
+        row("build B / this build: cold start TTFB, median of the paired ratios (same index)",
+            "%.2f" % pct(ratios, 50), "")
     if PY_DIR and PY_COLD > 0:
         for d, label in [(D1, "Python zygote")] + ([(D2, "--warm-pool 0")] if D2 else []):
             log("Python template cold starts, %s" % label)
@@ -344,7 +374,7 @@ def main():
                 "zygote)" % (label, len(v), zyg),
                 "%.2f / %.2f ms" % (pct(v, 50), pct(v, 99)),
                 "≤ 15 ms p50" if d is D1 else "")
-    for sandbox in (True, False):
+    for sandbox in (True, False) if SPAWN > 0 else ():
         log("spawn rate, sandbox=%s" % sandbox)
         rate, rate_api, wall = spawn_rate(sandbox)
         label = "sandboxed" if sandbox else "sandbox: false"

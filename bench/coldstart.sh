@@ -6,12 +6,15 @@
 # bench/coldstart.py against it: first requests to CS_COLD fresh functions (sandboxed,
 # then `sandbox: false`), instances started per second, CS_DENSITY idle instances and
 # flint's memory per instance, and CS_BURST concurrent requests on a cold function.
-# The sandboxed cold starts are also measured on a second daemon run with --warm-pool 0.
-# Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
+# The sandboxed cold starts are also measured on a second daemon run with --warm-pool 0,
+# and, with FLINT_BIN_B set, on a third daemon running that binary instead (to compare two
+# builds). The cold starts of every kind, and a floor sample, are taken in turn for each
+# function index, so that the load of this shared machine, which drifts over a run, weighs
+# on all of them alike. Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
 #
-# Environment: CS_COLD (default 100), CS_SPAWN (100), CS_DENSITY (1000, 0 skips),
+# Environment: CS_COLD (default 100), CS_SPAWN (100, 0 skips), CS_DENSITY (1000, 0 skips),
 # CS_BURST (200, 0 skips), CS_PY (20 Python template functions, 0 skips), FLINT_THREADS (2),
-# FLINT_BIN (the daemon to measure; bin/flint).
+# FLINT_BIN (the daemon to measure; bin/flint), FLINT_BIN_B (another build to compare).
 # Needs root: sandboxes are built with flint's privileges.
 set -u
 
@@ -39,6 +42,9 @@ command -v cc >/dev/null 2>&1 || die "cc is not installed; run make deps first."
 T=$(mktemp -d /tmp/flint-cold.XXXXXX) || die "cannot create a temporary directory."
 chmod 755 "$T"
 cp "$FLINT_BIN" "$T/flint" || die "cannot copy $FLINT_BIN to $T."
+if [ -n "${FLINT_BIN_B:-}" ]; then
+	cp "$FLINT_BIN_B" "$T/flint-b" || die "cannot copy $FLINT_BIN_B to $T."
+fi
 mkdir -p "$T/hello" || die "cannot create $T/hello."
 cc -O2 -o "$T/hello/hello" examples/hello-c/hello.c || die "building examples/hello-c failed."
 chmod -R a+rX "$T/hello"
@@ -51,10 +57,10 @@ chmod -R a+rX "$T/pyc"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 ulimit -u unlimited 2>/dev/null
 
-FLINT_PID="" FLINT_PID2=""
+FLINT_PID="" FLINT_PID2="" FLINT_PID3=""
 cleanup() {
 	trap - EXIT INT TERM
-	for p in $FLINT_PID $FLINT_PID2; do
+	for p in $FLINT_PID $FLINT_PID2 $FLINT_PID3; do
 		kill -TERM "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
@@ -66,16 +72,16 @@ trap 'exit 143' TERM
 
 set -- $($PY -c '
 import socket
-ss = [socket.socket() for _ in range(5)]
+ss = [socket.socket() for _ in range(7)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-[ $# -eq 5 ] || die "could not find free loopback ports."
-GW=$1 ADMIN=$2 FLOORPORT=$3 GW2=$4 ADMIN2=$5
+[ $# -eq 7 ] || die "could not find free loopback ports."
+GW=$1 ADMIN=$2 FLOORPORT=$3 GW2=$4 ADMIN2=$5 GW3=$6 ADMIN3=$7
 echo "coldstart: results and logs in $T (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
-# The floor first, while nothing else runs.
-"$T/coldfloor" 200 "$FLOORPORT" "$T/hello" ./hello >"$T/floor.txt" 2>"$T/floor.log" ||
+# The floor harness works (coldstart.py runs it once per function index).
+"$T/coldfloor" 3 "$FLOORPORT" "$T/hello" ./hello >/dev/null 2>"$T/floor.log" ||
 	die "the floor harness failed; see $T/floor.log."
 
 "$T/flint" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
@@ -87,17 +93,30 @@ FLINT_PID=$!
 	--threads "$FLINT_THREADS" --log-level warn --warm-pool 0 --ports 30000-30999 \
 	>"$T/flint2.log" 2>&1 &
 FLINT_PID2=$!
+if [ -n "${FLINT_BIN_B:-}" ]; then
+	"$T/flint-b" serve --data "$T/data3" --listen "127.0.0.1:$GW3" --admin "127.0.0.1:$ADMIN3" \
+		--threads "$FLINT_THREADS" --log-level warn --ports 31000-31999 \
+		>"$T/flint3.log" 2>&1 &
+	FLINT_PID3=$!
+else
+	GW3=$GW # the loop below then waits for nothing more
+fi
 n=0
 until curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null 2>&1 &&
-	curl -sf "http://127.0.0.1:$GW2/healthz" >/dev/null 2>&1; do
+	curl -sf "http://127.0.0.1:$GW2/healthz" >/dev/null 2>&1 &&
+	curl -sf "http://127.0.0.1:$GW3/healthz" >/dev/null 2>&1; do
 	n=$((n + 1))
 	[ $n -lt 150 ] || die "flint serve did not start within 15 s; see $T/flint.log and $T/flint2.log."
 	sleep 0.1
 done
 
+if [ -n "$FLINT_PID3" ]; then
+	export CS_GW3=127.0.0.1:$GW3 CS_ADMIN3=127.0.0.1:$ADMIN3 CS_TOKEN3="$(cat "$T/data3/token")" \
+		CS_FLINT_PID3=$FLINT_PID3 CS_B_NAME="$FLINT_BIN_B"
+fi
 CS_GW2=127.0.0.1:$GW2 CS_ADMIN2=127.0.0.1:$ADMIN2 CS_TOKEN2=$(cat "$T/data2/token") \
-	CS_FLINT_PID2=$FLINT_PID2 \
+	CS_FLINT_PID2=$FLINT_PID2 CS_FLOOR_CMD="$T/coldfloor 1 $FLOORPORT $T/hello ./hello" \
 	CS_GW=127.0.0.1:$GW CS_ADMIN=127.0.0.1:$ADMIN CS_TOKEN=$(cat "$T/data/token") \
-	CS_FLINT_PID=$FLINT_PID CS_DIR=$T/hello CS_OUT=$T/results.md CS_FLOOR=$T/floor.txt \
+	CS_FLINT_PID=$FLINT_PID CS_DIR=$T/hello CS_OUT=$T/results.md \
 	CS_PY_DIR=$T/pyc \
 	$PY "$ROOT/bench/coldstart.py" || die "the measurements failed; see $T/flint.log."
