@@ -42,6 +42,13 @@ void fl_gw__snap_done(fl_gw *gw, gw_snapref *r)
 		snapref_free(r);
 }
 
+void fl_gw__need(fl_gw *gw, const fl_route_fn *fn, int again)
+{
+	if (again && fn->n_starting > 0)
+		return;
+	gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+}
+
 int fl_gw__snap_move(fl_gw *gw, gw_snapref **sref, fl_route_fn **fn, const char *name, size_t len,
 		     int *queued)
 {

@@ -78,6 +78,13 @@ typedef struct gw_waiter {
 	void (*retry)(struct gw_waiter *w);
 } gw_waiter;
 
+/* Tells the control thread that fn wants an instance. again: the request was already
+ * held before this call (it is retried after a new snapshot); it then says so only when
+ * no instance of fn is starting: the start under way ends in a new snapshot anyway, and
+ * asking again would only have the control thread re-evaluate the function while the
+ * start competes for the CPUs. */
+void fl_gw__need(fl_gw *gw, const fl_route_fn *fn, int again);
+
 /* gateway.c */
 gw_snapref *fl_gw__snap_use(fl_gw *gw);
 void fl_gw__snap_done(fl_gw *gw, gw_snapref *r);

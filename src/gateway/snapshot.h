@@ -243,7 +243,7 @@ typedef struct fl_route_fn {
 	uint64_t queue_timeout_ms;
 	int ninst;
 	fl_inst **inst;			     /* ready instances, not gone */
-	int n_starting, n_ready, n_draining; /* for metrics */
+	int n_starting, n_ready, n_draining; /* for metrics and fl_gw__need */
 	int n_reserved;			     /* of the ready ones, reserved */
 } fl_route_fn;
 

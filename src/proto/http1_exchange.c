@@ -216,7 +216,7 @@ static int on_resp_headers_complete(llhttp_t *p)
 	if (x->inst && (p->status_code == 429 || p->status_code == 503 || resp_overloaded(x))) {
 		/* The instance says it is full: steer away and scale up now. */
 		fl_dispatch_overloaded(x->fn, x->inst);
-		c->gw->opts->need(c->gw->opts->ctx, x->fn->name, strlen(x->fn->name));
+		fl_gw__need(c->gw, x->fn, 0);
 	}
 	write_resp_head(c);
 	if (x->is_head)
@@ -426,7 +426,7 @@ static void up_on_eof(void *o, int err)
 			x->head_sent = 0;
 			x->retried = 0;
 			c->state = C_WAIT;
-			c->gw->opts->need(c->gw->opts->ctx, x->fn->name, strlen(x->fn->name));
+			fl_gw__need(c->gw, x->fn, 0);
 			fl_http1__dispatch(c);
 			return;
 		}
@@ -576,7 +576,7 @@ void fl_http1__dispatch(gw_conn *c)
 		return;
 	}
 	if (x->held) {
-		gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+		fl_gw__need(gw, fn, 1);
 		return; /* still waiting */
 	}
 	if (atomic_fetch_add_explicit(&fn->stats->queued, 1, memory_order_relaxed) >=
@@ -602,7 +602,7 @@ void fl_http1__dispatch(gw_conn *c)
 		    fn->queue_timeout_ms < fn->timeout_ms ? fn->queue_timeout_ms : fn->timeout_ms;
 		fl_http1__timer_start(&c->timer, t ? t : 1);
 	}
-	gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+	fl_gw__need(gw, fn, 0);
 }
 
 void fl_http1__retry_waiter(gw_waiter *w)

@@ -428,6 +428,7 @@ void fl_h2__st_dispatch(h2s *st)
 	}
 	inst = fl_dispatch_pick(fn);
 	if (inst == NULL) {
+		int again = st->held;
 		if (!st->held) {
 			if (atomic_fetch_add(&fn->stats->queued, 1) >= (long)fn->queue_max) {
 				atomic_fetch_sub(&fn->stats->queued, 1);
@@ -445,7 +446,7 @@ void fl_h2__st_dispatch(h2s *st)
 			st->waiting = 1;
 			fl_list_insert_tail(&gw->waiters, &st->wait.link);
 		}
-		gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+		fl_gw__need(gw, fn, again);
 		return;
 	}
 	if (st->held)

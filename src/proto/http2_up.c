@@ -319,7 +319,7 @@ void fl_h2__st_overloaded(h2s *st)
 	if (st->inst == NULL || st->fn == NULL)
 		return;
 	fl_dispatch_overloaded(st->fn, st->inst);
-	gw->opts->need(gw->opts->ctx, st->fn->name, strlen(st->fn->name));
+	fl_gw__need(gw, st->fn, 0);
 }
 
 static void submit_client_response(h2s *st, int end)

@@ -380,6 +380,7 @@ static void call_dispatch(tcall *k)
 	}
 	inst = fl_dispatch_pick(fn);
 	if (inst == NULL) {
+		int again = k->held;
 		if (!k->held) {
 			if (atomic_fetch_add(&fn->stats->queued, 1) >= (long)fn->queue_max) {
 				atomic_fetch_sub(&fn->stats->queued, 1);
@@ -394,7 +395,7 @@ static void call_dispatch(tcall *k)
 			k->waiting = 1;
 			fl_list_insert_tail(&gw->waiters, &k->wait.link);
 		}
-		gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+		fl_gw__need(gw, fn, again);
 		return;
 	}
 	call_unhold(k);
@@ -629,6 +630,7 @@ static void splice_dispatch(fl_thrift *t)
 	fn = t->sfn;
 	t->sinst = fl_dispatch_pick(fn);
 	if (t->sinst == NULL) {
+		int again = t->sheld;
 		if (!t->sheld) {
 			atomic_fetch_add(&fn->stats->queued, 1);
 			t->sheld = 1;
@@ -637,7 +639,7 @@ static void splice_dispatch(fl_thrift *t)
 			t->swaiting = 1;
 			fl_list_insert_tail(&gw->waiters, &t->swait.link);
 		}
-		gw->opts->need(gw->opts->ctx, fn->name, strlen(fn->name));
+		fl_gw__need(gw, fn, again);
 		return;
 	}
 	splice_unhold(t);
