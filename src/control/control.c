@@ -108,6 +108,29 @@ static int load_token(fl_ctl *ctl, char *err, size_t errlen)
 	return 0;
 }
 
+/* Grows this process's descriptor table now, while it has one thread: the kernel grows
+ * it by doubling as descriptors are taken, and in a process with threads each growth waits
+ * for an RCU grace period (expand_fdtable), which took 10-16 ms here: the thread taking
+ * the 64th, 128th, 256th... descriptor (an accept, the pipes of a new instance) stalls that
+ * long. The table never shrinks. Up to 65,536 entries (512 KiB of kernel memory); the
+ * spawner forked next gets a table sized to what is open, not this. */
+static void presize_fd_table(rlim_t limit)
+{
+	int n = limit < 65536 ? (int)limit : 65536, tmp = -1, src = 2, fd;
+
+	if (n < 2)
+		return;
+	if (fcntl(src, F_GETFD) < 0)
+		src = tmp = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return;
+	fd = fcntl(src, F_DUPFD_CLOEXEC, n - 1);
+	if (fd >= 0)
+		close(fd);
+	if (tmp >= 0)
+		close(tmp);
+}
+
 /* ---- messages from gateway threads ---- */
 
 static void need_cb(void *ctx, const char *fn, size_t len)
@@ -465,9 +488,13 @@ int fl_serve_main(int argc, char **argv)
 	{
 		/* Every client and upstream connection is a descriptor: take all we may. */
 		struct rlimit rl;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			if (rl.rlim_cur < rl.rlim_max) {
+				rl.rlim_cur = rl.rlim_max;
+				if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+					getrlimit(RLIMIT_NOFILE, &rl);
+			}
+			presize_fd_table(rl.rlim_cur);
 		}
 	}
 
