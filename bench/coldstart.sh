@@ -84,17 +84,17 @@ echo "coldstart: results and logs in $T (load average $(cut -d' ' -f1-3 /proc/lo
 "$T/coldfloor" 3 "$FLOORPORT" "$T/hello" ./hello >/dev/null 2>"$T/floor.log" ||
 	die "the floor harness failed; see $T/floor.log."
 
-"$T/flint" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
+FLINT_TEMPLATES=$ROOT/templates "$T/flint" serve --data "$T/data" --listen "127.0.0.1:$GW" --admin "127.0.0.1:$ADMIN" \
 	--threads "$FLINT_THREADS" --log-level warn >"$T/flint.log" 2>&1 &
 FLINT_PID=$!
 # The same without sandboxes built ahead of need, for the side-by-side cold starts. Its
 # instance ports are its own, so neither daemon can mistake the other's for one of its own.
-"$T/flint" serve --data "$T/data2" --listen "127.0.0.1:$GW2" --admin "127.0.0.1:$ADMIN2" \
+FLINT_TEMPLATES=$ROOT/templates "$T/flint" serve --data "$T/data2" --listen "127.0.0.1:$GW2" --admin "127.0.0.1:$ADMIN2" \
 	--threads "$FLINT_THREADS" --log-level warn --warm-pool 0 --ports 30000-30999 \
 	>"$T/flint2.log" 2>&1 &
 FLINT_PID2=$!
 if [ -n "${FLINT_BIN_B:-}" ]; then
-	"$T/flint-b" serve --data "$T/data3" --listen "127.0.0.1:$GW3" --admin "127.0.0.1:$ADMIN3" \
+	FLINT_TEMPLATES=$ROOT/templates "$T/flint-b" serve --data "$T/data3" --listen "127.0.0.1:$GW3" --admin "127.0.0.1:$ADMIN3" \
 		--threads "$FLINT_THREADS" --log-level warn --ports 31000-31999 \
 		>"$T/flint3.log" 2>&1 &
 	FLINT_PID3=$!

@@ -18,7 +18,6 @@
 
 #define PLACEHOLDER	 "{{NAME}}"
 #define DESCRIPTION_FILE "DESCRIPTION" /* a template's one-line summary; not copied */
-#define SYSTEM_TEMPLATES "/usr/share/flint/templates"
 #define MAX_LANGS	 64
 
 static int is_dir(const char *path)
@@ -27,45 +26,14 @@ static int is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Finds the templates directory: $FLINT_TEMPLATES, else templates/ next to the
- * binary's directory (bin/../templates, as in a checkout or an install prefix), else
- * SYSTEM_TEMPLATES. Writes it to out and returns 0, or prints why none was found and
- * returns -1. */
+/* Finds the templates directory (fl_templates_dir), or prints why none was found. */
 static int templates_dir(char *out, size_t n)
 {
-	const char *env = getenv("FLINT_TEMPLATES");
-	char exe[PATH_MAX], near[PATH_MAX + 32];
-	ssize_t len;
+	char why[PATH_MAX + 200];
 
-	if (env && *env) {
-		if (!is_dir(env)) {
-			fl_cli__err("FLINT_TEMPLATES is \"%s\", which is not a directory", env);
-			return -1;
-		}
-		snprintf(out, n, "%s", env);
+	if (fl_templates_dir(out, n, why, sizeof(why)) == 0)
 		return 0;
-	}
-	near[0] = '\0';
-	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (len > 0) {
-		exe[len] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
-		snprintf(near, sizeof(near), "%s/../templates", exe);
-		if (is_dir(near)) {
-			if (realpath(near, out) == NULL || strlen(out) >= n)
-				snprintf(out, n, "%s", near);
-			return 0;
-		}
-	}
-	if (is_dir(SYSTEM_TEMPLATES)) {
-		snprintf(out, n, "%s", SYSTEM_TEMPLATES);
-		return 0;
-	}
-	fl_cli__err("no templates found in %s%s%s; set FLINT_TEMPLATES to the directory holding "
-		    "flint's templates",
-		    near[0] ? near : "", near[0] ? " or " : "", SYSTEM_TEMPLATES);
+	fl_cli__err("%s", why);
 	return -1;
 }
 
@@ -135,7 +103,7 @@ static const char templates_help[] =
     "usage: flint templates\n\n"
     "Lists the languages `flint new NAME -l LANG` can start a function in. The templates\n"
     "are read from $FLINT_TEMPLATES, else bin/../templates next to the flint binary, "
-    "else\n" SYSTEM_TEMPLATES ".\n";
+    "else\n" FL_SYSTEM_TEMPLATES ".\n";
 
 int fl_cli__templates(fl_cli__ctx *c, int argc, char **argv)
 {

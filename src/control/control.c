@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "events/async.h"
 #include "gateway/gateway.h"
 #include "obs/metrics.h"
+#include "runtime/pyzygote.h"
 #include "runtime/sandbox_linux.h"
 
 static fl_ctl g_ctl;
@@ -500,6 +502,17 @@ int fl_serve_main(int argc, char **argv)
 
 	/* What sandboxes can enforce is known before the spawner forks, which inherits it. */
 	fl_sandbox_init(ctl->data_dir);
+	{
+		/* Python zygotes compile the templates' runtimes while they wait. */
+		static const char *const kinds[] = {"python", "sh"};
+		char tdir[PATH_MAX], why[PATH_MAX + 200], rt[PATH_MAX + 40];
+		if (fl_templates_dir(tdir, sizeof(tdir), why, sizeof(why)) == 0)
+			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+				snprintf(rt, sizeof(rt), "%s/%s/flint_runtime.py", tdir, kinds[k]);
+				if (access(rt, R_OK) == 0)
+					fl_pyzygote_runtime(rt);
+			}
+	}
 	/* The spawner first: it must be forked before any thread exists. */
 	snprintf(rundir, sizeof(rundir), "%s/run", ctl->data_dir);
 	r = fl_spawner_start(rundir, &ctl->sp, &reaped);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,4 +358,52 @@ int fl_mkdirs(const char *path, int mode)
 		}
 	}
 	return 0;
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fl_templates_dir(char *out, size_t n, char *why, size_t whylen)
+{
+	const char *env = getenv("FLINT_TEMPLATES");
+	char exe[PATH_MAX], near[PATH_MAX + 32];
+	ssize_t len;
+
+	if (env && *env) {
+		if (!is_dir(env)) {
+			snprintf(why, whylen, "FLINT_TEMPLATES is \"%s\", which is not a directory",
+				 env);
+			return -1;
+		}
+		snprintf(out, n, "%s", env);
+		return 0;
+	}
+	near[0] = '\0';
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len > 0) {
+		char *slash;
+		exe[len] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(near, sizeof(near), "%s/../templates", exe);
+		if (is_dir(near)) {
+			if (realpath(near, out) == NULL || strlen(out) >= n)
+				snprintf(out, n, "%s", near);
+			return 0;
+		}
+	}
+	if (is_dir(FL_SYSTEM_TEMPLATES)) {
+		snprintf(out, n, "%s", FL_SYSTEM_TEMPLATES);
+		return 0;
+	}
+	snprintf(why, whylen,
+		 "no templates found in %s%s%s; set FLINT_TEMPLATES to the directory holding "
+		 "flint's templates",
+		 near[0] ? near : "", near[0] ? " or " : "", FL_SYSTEM_TEMPLATES);
+	return -1;
 }

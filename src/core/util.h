@@ -68,4 +68,11 @@ char *fl_read_file(const char *path, size_t *len);
 /* mkdir -p with the given mode for missing components; 0 or -errno. */
 int fl_mkdirs(const char *path, int mode);
 
+/* Where flint's templates are: $FLINT_TEMPLATES, else templates/ next to the binary's
+ * directory (bin/../templates, as in a checkout or an install prefix), else
+ * FL_SYSTEM_TEMPLATES. Writes it to out and returns 0, or returns -1 with the reason in
+ * why (the places looked at). */
+#define FL_SYSTEM_TEMPLATES "/usr/share/flint/templates"
+int fl_templates_dir(char *out, size_t n, char *why, size_t whylen);
+
 #endif

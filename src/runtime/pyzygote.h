@@ -12,6 +12,12 @@
  * PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE (the zygote runs -u -B anyway). */
 int fl_pyzygote_fits(char *const argv[], char *const envp[]);
 
+/* Adds a template's own flint_runtime.py (up to FL_PYZYGOTE_RUNTIMES), which zygotes
+ * compile while they wait: a function whose runtime is the same, byte for byte, skips
+ * compiling it. Call before the spawner is forked. */
+#define FL_PYZYGOTE_RUNTIMES 4
+void fl_pyzygote_runtime(const char *path);
+
 /* Starts the interpreter (in a warm sandbox's init, still privileged): stdin /dev/null,
  * stdout and stderr out_w and err_w, descriptor 4 ep_w (the exec report: closed once it
  * runs the function, or a struct fl_sandbox_err). *spec_w is where its instance goes

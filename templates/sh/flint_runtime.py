@@ -184,7 +184,7 @@ def main():
     port = int(os.environ.get("PORT", "8080"))
     host = os.environ.get("HOST", "127.0.0.1")
     srv = Server((host, port), Handler)
-    print("{{NAME}}: listening on %s:%d (pid %d)" % (host, port, os.getpid()), flush=True)
+    print("listening on %s:%d (pid %d)" % (host, port, os.getpid()), flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

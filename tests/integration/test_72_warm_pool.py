@@ -176,6 +176,36 @@ def test_python_zygote_runs_the_template_as_sandboxed_as_a_command(flint, nopool
     wait_for(lambda: not os.path.exists("/proc/%d" % pid), 5, what="the zygote's instance to end")
 
 
+def test_python_zygote_runs_the_functions_own_runtime(flint):
+    # A zygote compiles the template's flint_runtime.py while it waits; a function that
+    # changed its copy runs its own, and one that did not runs the template's, as __main__.
+    for name, edit in (("pyown", True), ("pystock", False)):
+        d = flint.base / "fn" / name
+        r = subprocess.run([str(FLINT), "new", name, "-l", "python", "--dir",
+                            str(flint.base / "fn")], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        if edit:
+            rt = (d / "flint_runtime.py").read_text()
+            (d / "flint_runtime.py").write_text(rt.replace("import json\n",
+                                                           "import json\nEDITED = 'yes'\n", 1))
+        (d / "handler.py").write_text(
+            "import sys\n"
+            "def handle(req):\n"
+            "    m = sys.modules['__main__']\n"
+            "    return {'edited': getattr(m, 'EDITED', None), 'file': m.__file__,\n"
+            "            'same': sys.modules['flint_runtime'] is m}\n")
+        flint.cli_ok("deploy", d)
+        flint.track()
+        wait_for(lambda: any(open("/proc/%d/cmdline" % c).read().startswith("python3\0-I")
+                             for p in warm_inits(flint) for c, _ in descendants(p)), 30,
+                 what="a Python zygote in the pool")
+        r = flint.gw("/function/%s/" % name, timeout=COLD)
+        assert r.status_code == 200, (r.status_code, r.text, flint.log_tail(20))
+        assert r.json() == {"edited": "yes" if edit else None, "file": "flint_runtime.py",
+                            "same": True}, (name, r.json())
+        assert [i["zygote"] for i in ready(flint, name)] == [True], name
+
+
 def test_python_zygote_joins_an_isolated_network(flint):
     python_function(flint, "pynet", network="isolated")
     me = whoami(flint, "pynet")
