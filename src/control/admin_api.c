@@ -346,6 +346,7 @@ int ctl_set_scale(fl_ctl *ctl, ctl_fn *fn, long long mn, long long mx, char *err
 	/* Same version, new bounds: swap the spec in place. */
 	fl_spec_free(fn->spec);
 	free(fn->spec_json);
+	ctl_route_drop(fn);
 	fn->spec = ns;
 	fn->spec_json = text;
 	fn->as.desired = fn->as.desired < (uint32_t)mn ? (uint32_t)mn : fn->as.desired;

@@ -549,6 +549,7 @@ int fl_serve_main(int argc, char **argv)
 	}
 	ctl->next_inst_id = 1;
 	fl_list_init(&ctl->fns);
+	fl_list_init(&ctl->active);
 	pthread_mutex_init(&ctl->msg_mu, NULL);
 	ctl->loop = uv_default_loop();
 	ctl->loop->data = ctl;

@@ -62,34 +62,41 @@ struct ctl_event {
 };
 
 struct ctl_fn {
+	/* What publishing (publish.c) and the periodic evaluation read of every function,
+	 * together at the start: with thousands of functions, each one they visit costs a
+	 * cache miss or two. */
 	fl_list link; /* ctl->fns */
 	char *name;
 	uint64_t version;
-	fl_spec *spec;
+	fl_fnstats *stats;
+	fl_list insts;
+	struct fl_route_fn *route; /* as last published (a reference), or NULL (publish.c) */
+	enum fn_state state;
+	int failures; /* consecutive start failures */
+	int deleted;
+	int nsplit;
+	fl_list active_link; /* ctl->active, while active is set (instances.c: ctl_scale) */
+	int active;
+
+	fl_spec *spec;		/* replaced only after ctl_route_drop (publish.c) */
 	char *spec_json;	/* normalized */
 	char *codedir;		/* unpacked code, or NULL */
 	struct fl_image *image; /* spec->image resolved and unpacked (control/image.h), or NULL */
 	uint64_t created_ms, updated_ms;
-	fl_fnstats *stats;
-	fl_list insts;
-	enum fn_state state;
 	char reason[256];
-	int failures; /* consecutive start failures */
 	uint64_t backoff_until_ms;
 	uv_timer_t backoff_timer;
 	struct fl_as_state as;
 	uint32_t want; /* instances wanted now */
-	int deleted;
 	int building;
 	struct ctl_event events[CTL_EVENTS];
 	int nevents, next_event;
-	/* Traffic split (public functions): versions and weights; 0 entries = all
-	 * traffic to the current version. See versions.c. */
+	/* Traffic split (public functions): versions and weights (nsplit of them, above);
+	 * 0 entries = all traffic to the current version. See versions.c. */
 	struct ctl_split {
 		uint64_t version;
 		uint32_t weight;
 	} split[8];
-	int nsplit;
 	int hidden; /* an older version run beside the current one: "NAME@vN" */
 	int netns;  /* network: isolated: the instances' network namespace (made at the first
 		       start, runtime/netns.h), else -1 */
@@ -122,6 +129,7 @@ typedef struct fl_ctl {
 	uv_poll_t sp_poll;
 	fl_httpd *httpd;
 	fl_list fns;
+	fl_list active; /* the functions the periodic evaluation visits (not at rest) */
 	uint64_t next_inst_id;
 	uint64_t snap_gen;
 	int snap_dirty;
@@ -136,6 +144,7 @@ typedef struct fl_ctl {
 	uint64_t stop_deadline_ms;
 	uv_timer_t stop_timer;
 	int port_cursor, port_lo, port_hi;
+	uint8_t *ports_used; /* a bit per port of --ports held by an instance (instances.c) */
 	uint64_t started_ms;
 	char **base_env;
 	struct fl_async *async; /* the async queue and triggers (events/async.h) */
@@ -188,6 +197,8 @@ void ctl_spawner_events(fl_ctl *ctl);
 /* Builds and publishes a snapshot soon (coalesced). */
 void ctl_publish_later(fl_ctl *ctl);
 void ctl_publish_now(fl_ctl *ctl);
+/* Lets go of the route fn was last published with. */
+void ctl_route_drop(ctl_fn *fn);
 void ctl_event(ctl_fn *fn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *ctl_fn_state_name(enum fn_state s);
 const char *ctl_inst_state_name(enum inst_state s);

@@ -36,6 +36,7 @@
 static void inst_maybe_free(ctl_inst *in);
 static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn);
 static void inst_drain(fl_ctl *ctl, ctl_inst *in, const char *why);
+static void port_mark(fl_ctl *ctl, int port, int used);
 
 const char *ctl_fn_state_name(enum fn_state s)
 {
@@ -191,6 +192,8 @@ static void inst_maybe_free(ctl_inst *in)
 	if (in->netns >= 0)
 		close(in->netns);
 	ctl_probe_fast_remove(in);
+	if (in->port > 0)
+		port_mark(ctl, in->port, 0);
 	free(in);
 	fn_maybe_free(ctl, fn);
 }
@@ -353,17 +356,27 @@ static char *subst_port(const char *arg, int port)
 	return fl_buf_steal(&b);
 }
 
+/* The ports of flint's own instances, one bit each over --ports (none checked outside). */
 static int port_taken(fl_ctl *ctl, int port)
 {
-	fl_list *l, *k;
+	unsigned i = (unsigned)(port - ctl->port_lo);
 
-	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
-		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
-		for (k = fn->insts.next; k != &fn->insts; k = k->next)
-			if (fl_container_of(k, ctl_inst, link)->port == port)
-				return 1;
-	}
-	return 0;
+	return ctl->ports_used && port >= ctl->port_lo && port <= ctl->port_hi &&
+	       (ctl->ports_used[i / 8] >> (i % 8) & 1);
+}
+
+static void port_mark(fl_ctl *ctl, int port, int used)
+{
+	unsigned i = (unsigned)(port - ctl->port_lo);
+
+	if (port < ctl->port_lo || port > ctl->port_hi)
+		return;
+	if (ctl->ports_used == NULL)
+		ctl->ports_used = fl_xcalloc((size_t)(ctl->port_hi - ctl->port_lo) / 8 + 1, 1);
+	if (used)
+		ctl->ports_used[i / 8] |= (uint8_t)(1u << (i % 8));
+	else
+		ctl->ports_used[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static void free_strv(char **v)
@@ -488,6 +501,7 @@ static void inst_start(fl_ctl *ctl, ctl_fn *fn, int reserved)
 	in = inst_new(ctl, fn);
 	in->reserved = reserved;
 	in->port = port;
+	port_mark(ctl, port, 1);
 	in->state = I_STARTING;
 	in->spawn_ns = fl_now_ns();
 	in->started_ms = fl_wall_ms();
@@ -893,18 +907,52 @@ static void scale_fn(fl_ctl *ctl, ctl_fn *fn)
 	}
 }
 
+/* A function the periodic evaluation can pass over: nothing running or wanted, and no work
+ * since the last evaluation nor for the autoscaler's whole window (6 s), so that the
+ * evaluation could only record one more zero and decide zero again. With thousands of
+ * functions deployed and few running, evaluating every one every 100 ms was most of the
+ * control thread's time. A request for a passed-over function reaches the control thread
+ * as a need message, which evaluates it at once; its window then holds fewer zeros than
+ * it would have, which can only make the first scale-up quicker. */
+static int fn_at_rest(const ctl_fn *fn, uint64_t now_ms)
+{
+	return fl_list_empty(&fn->insts) && fn->spec->min == 0 && fn->spec->reserved == 0 &&
+	       fn->as.desired == 0 && fn->as.last_active_ms &&
+	       now_ms - fn->as.last_active_ms >= FL_AS_STABLE_SAMPLES * 100 &&
+	       atomic_load(&fn->stats->inflight) == 0 && atomic_load(&fn->stats->queued) == 0 &&
+	       atomic_load(&fn->stats->requests) == fn->as.last_requests;
+}
+
+static void fn_set_active(fl_ctl *ctl, ctl_fn *fn, int on)
+{
+	if (fn->active == on)
+		return;
+	fn->active = on;
+	if (on)
+		fl_list_insert_tail(&ctl->active, &fn->active_link);
+	else
+		fl_list_remove(&fn->active_link);
+}
+
 void ctl_scale(fl_ctl *ctl, ctl_fn *fn)
 {
 	fl_list *l, *next;
+	uint64_t now_ms = fl_now_ms();
 
 	if (fn) {
+		fn_set_active(ctl, fn, !fn->deleted);
 		scale_fn(ctl, fn);
 		return;
 	}
-	for (l = ctl->fns.next; l != &ctl->fns; l = next) {
-		ctl_fn *f = fl_container_of(l, ctl_fn, link);
+	/* The periodic evaluation visits active functions only: a function at rest leaves
+	 * the list, and any evaluation of it alone (a request's need message, a deploy, an
+	 * instance's end, a scale call) puts it back. */
+	for (l = ctl->active.next; l != &ctl->active; l = next) {
+		ctl_fn *f = fl_container_of(l, ctl_fn, active_link);
 		next = l->next;
-		if (!f->deleted)
+		if (f->deleted || fn_at_rest(f, now_ms))
+			fn_set_active(ctl, f, 0);
+		else
 			scale_fn(ctl, f);
 	}
 }
@@ -926,6 +974,7 @@ int ctl_python_functions(fl_ctl *ctl)
 
 static void fn_free_now(ctl_fn *fn)
 {
+	ctl_route_drop(fn);
 	if (fn->netns >= 0)
 		close(fn->netns);
 	fl_fnstats_unref(fn->stats);
@@ -944,11 +993,22 @@ static void backoff_timer_closed(uv_handle_t *h)
 
 static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn)
 {
-	(void)ctl;
 	if (!fn->deleted || !fl_list_empty(&fn->insts))
 		return;
 	fl_list_remove(&fn->link);
+	fn_set_active(ctl, fn, 0);
 	uv_close((uv_handle_t *)&fn->backoff_timer, backoff_timer_closed);
+}
+
+/* ctl->fns is kept in name order: the snapshot is built in that order (publish.c). */
+static void fn_insert_sorted(fl_ctl *ctl, ctl_fn *fn)
+{
+	fl_list *l;
+
+	for (l = ctl->fns.next; l != &ctl->fns; l = l->next)
+		if (strcmp(fl_container_of(l, ctl_fn, link)->name, fn->name) > 0)
+			break;
+	fl_list_insert_tail(l, &fn->link); /* before l */
 }
 
 int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t version,
@@ -986,7 +1046,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		uv_timer_init(ctl->loop, &fn->backoff_timer);
 		fn->backoff_timer.data = fn;
 		fn->created_ms = created_ms;
-		fl_list_insert_tail(&ctl->fns, &fn->link);
+		fn_insert_sorted(ctl, fn);
 		ctl_event(fn, "created at version %llu", (unsigned long long)version);
 	} else {
 		/* A new version: running instances keep serving until it is ready. */
@@ -1010,6 +1070,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		close(fn->netns);
 		fn->netns = -1;
 	}
+	ctl_route_drop(fn);
 	fn->spec = spec;
 	fn->spec_json = fl_xstrdup(spec_json);
 	fn->codedir = codedir;

@@ -230,8 +230,14 @@ fl_route_fn *fl_route_fn_new(const char *name)
 {
 	fl_route_fn *fn = fl_xcalloc(1, sizeof(*fn));
 
+	atomic_init(&fn->refs, 1);
 	fn->name = fl_xstrdup(name);
 	return fn;
+}
+
+void fl_route_fn_ref(fl_route_fn *fn)
+{
+	atomic_fetch_add_explicit(&fn->refs, 1, memory_order_relaxed);
 }
 
 void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn)
@@ -258,7 +264,9 @@ void fl_snapshot_seal(fl_snapshot *s)
 {
 	int i, j, n = 0;
 
-	if (s->nfn > 1)
+	for (i = 1; i < s->nfn && strcmp(s->fns[i - 1]->name, s->fns[i]->name) <= 0; i++)
+		;
+	if (i < s->nfn)
 		qsort(s->fns, (size_t)s->nfn, sizeof(*s->fns), cmp_fn);
 	for (i = 0; i < s->nfn; i++)
 		n += s->fns[i]->nservices;
@@ -349,10 +357,12 @@ fl_route_fn *fl_snapshot_find(const fl_snapshot *s, const char *name, size_t len
 	return NULL;
 }
 
-static void route_fn_free(fl_route_fn *fn)
+void fl_route_fn_unref(fl_route_fn *fn)
 {
 	int i;
 
+	if (fn == NULL || atomic_fetch_sub_explicit(&fn->refs, 1, memory_order_acq_rel) != 1)
+		return;
 	for (i = 0; i < fn->ninst; i++)
 		fl_inst_unref(fn->inst[i]);
 	free(fn->inst);
@@ -380,7 +390,7 @@ void fl_snapshot_unref(fl_snapshot *s)
 	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	for (i = 0; i < s->nfn; i++)
-		route_fn_free(s->fns[i]);
+		fl_route_fn_unref(s->fns[i]);
 	free(s->fns);
 	free(s->svcs);
 	free(s);

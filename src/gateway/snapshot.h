@@ -215,8 +215,11 @@ enum fl_proto {
 	FL_PROTO_THRIFT, /* Thrift: framed/THeader/TTHeader calls routed by service */
 };
 
-/* One function as the gateway sees it in one snapshot. */
+/* One function as the gateway sees it. Immutable once in a snapshot, and shared by
+ * reference between consecutive snapshots while nothing about it changes (so publishing
+ * a change to one function does not rebuild the others). */
 typedef struct fl_route_fn {
+	atomic_int refs;
 	char *name;
 	enum fl_proto proto;
 	char **services; /* gRPC or Thrift services it declares, owned */
@@ -262,10 +265,15 @@ typedef struct fl_snapshot {
 } fl_snapshot;
 
 /* Builder API (control thread). fl_snapshot_new returns an empty snapshot with
- * one reference; fl_snapshot_add_fn takes ownership of fn (whose stats and
- * inst references it then owns); fl_snapshot_seal sorts it. */
+ * one reference; fl_route_fn_new a function with one reference, which owns its stats
+ * and inst references; fl_snapshot_add_fn takes over one reference to fn;
+ * fl_snapshot_seal sorts the functions by name (unless they were added in that order)
+ * and indexes their services. */
 fl_snapshot *fl_snapshot_new(uint64_t gen);
 fl_route_fn *fl_route_fn_new(const char *name);
+void fl_route_fn_ref(fl_route_fn *fn);
+/* Drops a reference; the last one frees fn and what it owns. */
+void fl_route_fn_unref(fl_route_fn *fn);
 void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn);
 void fl_snapshot_seal(fl_snapshot *s);
 

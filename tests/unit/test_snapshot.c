@@ -40,7 +40,7 @@ static fl_route_fn *make_fn(const char *name, int n, uint32_t cap)
 
 static void free_fn(fl_route_fn *fn)
 {
-	route_fn_free(fn);
+	fl_route_fn_unref(fn);
 }
 
 static int inflight(const fl_inst *i)
@@ -125,6 +125,52 @@ static void test_find_many(void **state)
 		if (fl_snapshot_find(s, name, strlen(name)) != NULL)
 			fail_msg("%s found", name);
 	}
+	fl_snapshot_unref(s);
+}
+
+/* A function unchanged between generations is the same object in both: it lives until the
+ * last snapshot holding it goes, and its instances with it. */
+static void test_shared_route_fn(void **state)
+{
+	fl_snapshot *a = fl_snapshot_new(1), *b = fl_snapshot_new(2);
+	fl_route_fn *same = make_fn("same", 1, 0), *old = make_fn("other", 0, 0);
+	fl_inst *inst = same->inst[0];
+
+	(void)state;
+	fl_snapshot_add_fn(a, old);
+	fl_snapshot_add_fn(a, same);
+	fl_snapshot_seal(a);
+	fl_route_fn_ref(same);
+	fl_snapshot_add_fn(b, same);
+	fl_snapshot_add_fn(b, make_fn("other", 0, 0));
+	fl_snapshot_seal(b);
+	assert_ptr_equal(fl_snapshot_find(a, "same", 4), fl_snapshot_find(b, "same", 4));
+	assert_ptr_not_equal(fl_snapshot_find(a, "other", 5), fl_snapshot_find(b, "other", 5));
+	assert_int_equal(atomic_load(&same->refs), 2);
+	fl_inst_ref(inst);
+	fl_snapshot_unref(a);
+	/* Still in b, whole, with its instance. */
+	assert_int_equal(atomic_load(&same->refs), 1);
+	assert_ptr_equal(fl_snapshot_find(b, "same", 4)->inst[0], inst);
+	assert_int_equal(atomic_load(&inst->refs), 2);
+	fl_snapshot_unref(b);
+	assert_int_equal(atomic_load(&inst->refs), 1);
+	fl_inst_unref(inst);
+}
+
+/* Functions added in name order are not sorted again; out of order, they are. */
+static void test_seal_order(void **state)
+{
+	fl_snapshot *s = fl_snapshot_new(1);
+
+	(void)state;
+	fl_snapshot_add_fn(s, make_fn("b", 0, 0));
+	fl_snapshot_add_fn(s, make_fn("c", 0, 0));
+	fl_snapshot_add_fn(s, make_fn("a", 0, 0));
+	fl_snapshot_seal(s);
+	assert_string_equal(s->fns[0]->name, "a");
+	assert_string_equal(s->fns[2]->name, "c");
+	assert_non_null(fl_snapshot_find(s, "b", 1));
 	fl_snapshot_unref(s);
 }
 
@@ -610,11 +656,18 @@ static void test_shards_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_find),	   cmocka_unit_test(test_find_many),
-	    cmocka_unit_test(test_refcounts),	   cmocka_unit_test(test_hist),
-	    cmocka_unit_test(test_shard_codes),	   cmocka_unit_test(test_shards_sum),
-	    cmocka_unit_test(test_shards_threads), cmocka_unit_test(test_pick_least_loaded),
-	    cmocka_unit_test(test_pick_cap),	   cmocka_unit_test(test_pick_skips_gone),
+	    cmocka_unit_test(test_find),
+	    cmocka_unit_test(test_find_many),
+	    cmocka_unit_test(test_refcounts),
+	    cmocka_unit_test(test_hist),
+	    cmocka_unit_test(test_shared_route_fn),
+	    cmocka_unit_test(test_seal_order),
+	    cmocka_unit_test(test_shard_codes),
+	    cmocka_unit_test(test_shards_sum),
+	    cmocka_unit_test(test_shards_threads),
+	    cmocka_unit_test(test_pick_least_loaded),
+	    cmocka_unit_test(test_pick_cap),
+	    cmocka_unit_test(test_pick_skips_gone),
 	    cmocka_unit_test(test_pick_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
