@@ -32,6 +32,7 @@ SPAWN = int(os.environ.get("CS_SPAWN", "100"))
 DENSITY = int(os.environ.get("CS_DENSITY", "1000"))
 BURST = int(os.environ.get("CS_BURST", "200"))
 PY_COLD = int(os.environ.get("CS_PY", "20"))
+MANY = int(os.environ.get("CS_MANY", "2000"))
 PY_DIR = os.environ.get("CS_PY_DIR", "")
 
 S = requests.Session()
@@ -302,6 +303,28 @@ def density():
     return ready, wall, base, full, nfd, why
 
 
+def many():
+    """TTFB of 30 cold starts (sandboxed, warm pool) with MANY other functions deployed
+    and at rest (never started, settled past the autoscaler's 6 s window): what a start
+    costs that grows with the number of functions. Index 0 is a primer."""
+    for i in range(MANY):
+        deploy("idle-%d" % i, True)
+    names = ["mn-%d" % i for i in range(31)]
+    for n in names:
+        deploy(n, True)
+    time.sleep(7)
+    v = []
+    for i, n in enumerate(names):
+        ms, _ = ttfb("/function/%s/" % n)
+        time.sleep(0.01)
+        if i:
+            v.append(ms)
+    for n in names + ["idle-%d" % i for i in range(MANY)]:
+        remove(n)
+    wait_no_instances()
+    return v
+
+
 def burst():
     name = "burst"
     deploy(name, True, max=50, concurrency=4)
@@ -399,6 +422,13 @@ def main():
         row("  flint serve open descriptors with them", nfd, "")
         if why:
             row("  why not all", why.replace("|", "/"), "")
+    if MANY:
+        log("cold starts with %d other functions deployed" % MANY)
+        wm = many()
+        row("cold start, sandboxed (warm pool), with %d other functions deployed, TTFB p50 / p99 "
+            "(30 functions; × the first row's p50)" % MANY,
+            "%.2f / %.2f ms (%.2f ×)" % (pct(wm, 50), pct(wm, 99), pct(wm, 50) / pct(res[0][0], 50)),
+            "")
     if BURST:
         log("burst: %d concurrent requests" % BURST)
         ok, total, p50, n = burst()

@@ -13,7 +13,8 @@
 # on all of them alike. Prints a table and leaves it, flint's log and the samples in /tmp/flint-cold.XXXXXX.
 #
 # Environment: CS_COLD (default 100), CS_SPAWN (100, 0 skips), CS_DENSITY (1000, 0 skips),
-# CS_BURST (200, 0 skips), CS_PY (20 Python template functions, 0 skips), FLINT_THREADS (2),
+# CS_BURST (200, 0 skips), CS_PY (20 Python template functions, 0 skips), CS_MANY (2000
+# idle functions deployed for one more cold-start figure, 0 skips), FLINT_THREADS (2),
 # FLINT_BIN (the daemon to measure; bin/flint), FLINT_BIN_B (another build to compare).
 # Needs root: sandboxes are built with flint's privileges.
 set -u

@@ -129,6 +129,7 @@ typedef struct fl_ctl {
 	uv_poll_t sp_poll;
 	fl_httpd *httpd;
 	fl_list fns;
+	int nfns;	/* in fns, deleted ones included */
 	fl_list active; /* the functions the periodic evaluation visits (not at rest) */
 	uint64_t next_inst_id;
 	uint64_t snap_gen;

@@ -996,6 +996,7 @@ static void fn_maybe_free(fl_ctl *ctl, ctl_fn *fn)
 	if (!fn->deleted || !fl_list_empty(&fn->insts))
 		return;
 	fl_list_remove(&fn->link);
+	ctl->nfns--;
 	fn_set_active(ctl, fn, 0);
 	uv_close((uv_handle_t *)&fn->backoff_timer, backoff_timer_closed);
 }
@@ -1009,6 +1010,7 @@ static void fn_insert_sorted(fl_ctl *ctl, ctl_fn *fn)
 		if (strcmp(fl_container_of(l, ctl_fn, link)->name, fn->name) > 0)
 			break;
 	fl_list_insert_tail(l, &fn->link); /* before l */
+	ctl->nfns++;
 }
 
 int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t version,

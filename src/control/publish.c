@@ -165,6 +165,8 @@ void ctl_publish_now(fl_ctl *ctl)
 
 	uv_timer_stop(&ctl->publish_timer);
 	ctl->snap_dirty = 0;
+	s->sorted = 1; /* ctl->fns is in name order */
+	fl_snapshot_reserve(s, ctl->nfns);
 	for (l = ctl->fns.next; l != &ctl->fns; l = l->next) {
 		ctl_fn *fn = fl_container_of(l, ctl_fn, link);
 		if (fn->deleted) {

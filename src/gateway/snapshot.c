@@ -240,13 +240,23 @@ void fl_route_fn_ref(fl_route_fn *fn)
 	atomic_fetch_add_explicit(&fn->refs, 1, memory_order_relaxed);
 }
 
-void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn)
+void fl_snapshot_reserve(fl_snapshot *s, int n)
 {
-	fl_route_fn **v = realloc(s->fns, sizeof(*v) * (size_t)(s->nfn + 1));
+	fl_route_fn **v;
 
+	if (n <= s->cap)
+		return;
+	v = realloc(s->fns, sizeof(*v) * (size_t)n);
 	if (v == NULL)
 		abort();
 	s->fns = v;
+	s->cap = n;
+}
+
+void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn)
+{
+	if (s->nfn == s->cap)
+		fl_snapshot_reserve(s, s->cap ? s->cap * 2 : 16);
 	s->fns[s->nfn++] = fn;
 }
 
@@ -264,9 +274,7 @@ void fl_snapshot_seal(fl_snapshot *s)
 {
 	int i, j, n = 0;
 
-	for (i = 1; i < s->nfn && strcmp(s->fns[i - 1]->name, s->fns[i]->name) <= 0; i++)
-		;
-	if (i < s->nfn)
+	if (!s->sorted && s->nfn > 1)
 		qsort(s->fns, (size_t)s->nfn, sizeof(*s->fns), cmp_fn);
 	for (i = 0; i < s->nfn; i++)
 		n += s->fns[i]->nservices;

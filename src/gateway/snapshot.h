@@ -219,6 +219,15 @@ enum fl_proto {
  * reference between consecutive snapshots while nothing about it changes (so publishing
  * a change to one function does not rebuild the others). */
 typedef struct fl_route_fn {
+	/* First what a publish compares (control/publish.c), on one cache line. */
+	uint64_t version;
+	fl_fnstats *stats;
+	enum fl_fn_state state;
+	int nsplit;
+	int n_starting, n_ready, n_draining; /* for metrics and fl_gw__need */
+	int n_reserved;			     /* of the ready ones, reserved */
+	int ninst;
+	fl_inst **inst; /* ready instances, not gone */
 	atomic_int refs;
 	char *name;
 	enum fl_proto proto;
@@ -227,7 +236,6 @@ typedef struct fl_route_fn {
 	/* Traffic split between versions (flint traffic): each entry names the
 	 * function that serves that version -- NAME itself for the current one,
 	 * "NAME@vN" for an older one run beside it. nsplit == 0: no split. */
-	int nsplit;
 	struct fl_split {
 		char *target;
 		uint64_t version;
@@ -235,19 +243,12 @@ typedef struct fl_route_fn {
 	} * split;
 	uint32_t split_total;
 	int nservices;
-	uint64_t version;
-	fl_fnstats *stats;
-	enum fl_fn_state state;
 	char *reason;	      /* FL_FN_FAILING: why, one sentence */
 	uint32_t concurrency; /* per instance, 0 = none */
 	uint64_t timeout_ms;
 	uint64_t max_body; /* 0 = none */
 	uint32_t queue_max;
 	uint64_t queue_timeout_ms;
-	int ninst;
-	fl_inst **inst;			     /* ready instances, not gone */
-	int n_starting, n_ready, n_draining; /* for metrics and fl_gw__need */
-	int n_reserved;			     /* of the ready ones, reserved */
 } fl_route_fn;
 
 struct fl_svc {
@@ -258,7 +259,8 @@ struct fl_svc {
 typedef struct fl_snapshot {
 	atomic_int refs;
 	uint64_t gen;
-	int nfn;
+	int sorted; /* the builder added the functions in name order */
+	int nfn, cap;
 	fl_route_fn **fns; /* sorted by name */
 	int nsvc;
 	struct fl_svc *svcs; /* gRPC services, sorted by name (built by seal) */
@@ -267,14 +269,16 @@ typedef struct fl_snapshot {
 /* Builder API (control thread). fl_snapshot_new returns an empty snapshot with
  * one reference; fl_route_fn_new a function with one reference, which owns its stats
  * and inst references; fl_snapshot_add_fn takes over one reference to fn;
- * fl_snapshot_seal sorts the functions by name (unless they were added in that order)
- * and indexes their services. */
+ * fl_snapshot_seal sorts the functions by name (unless the builder set `sorted`: it
+ * added them in that order) and indexes their services. */
 fl_snapshot *fl_snapshot_new(uint64_t gen);
 fl_route_fn *fl_route_fn_new(const char *name);
 void fl_route_fn_ref(fl_route_fn *fn);
 /* Drops a reference; the last one frees fn and what it owns. */
 void fl_route_fn_unref(fl_route_fn *fn);
 void fl_snapshot_add_fn(fl_snapshot *s, fl_route_fn *fn);
+/* Makes room for n functions in all (to add them without growing the array each time). */
+void fl_snapshot_reserve(fl_snapshot *s, int n);
 void fl_snapshot_seal(fl_snapshot *s);
 
 /* Looks a function up by name (counted string). NULL if absent. */
