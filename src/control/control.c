@@ -33,6 +33,7 @@ static void usage(FILE *f)
 	    "usage: flint serve [--data DIR] [--listen ADDR] [--admin ADDR] [--threads N]\n"
 	    "                   [--domain DOMAIN] [--ports LO-HI] [--log-level LEVEL]\n"
 	    "                   [--header-timeout DUR] [--idle-timeout DUR] [--warm-pool N]\n"
+	    "                   [--readiness kernel|connect]\n"
 	    "\n"
 	    "Runs the platform: the gateway (default 127.0.0.1:8080), the admin API\n"
 	    "(default 127.0.0.1:8081) and the functions' instances.\n"
@@ -50,7 +51,10 @@ static void usage(FILE *f)
 	    "  --idle-timeout DUR    keep-alive connections idle this long are closed (default "
 	    "60s)\n"
 	    "  --warm-pool N    keep up to N sandboxes built ahead of need for fast cold starts\n"
-	    "                   (default 8; the number kept follows the start rate; 0: none)\n");
+	    "                   (default 8; the number kept follows the start rate; 0: none)\n"
+	    "  --readiness HOW  how a starting instance is seen listening: kernel (ask it, the\n"
+	    "                   default) or connect (connect to it; the fallback when the kernel\n"
+	    "                   cannot say)\n");
 }
 
 static char *default_data_dir(void)
@@ -383,6 +387,7 @@ int fl_serve_main(int argc, char **argv)
 						 {"header-timeout", required_argument, 0, 'H'},
 						 {"idle-timeout", required_argument, 0, 'I'},
 						 {"warm-pool", required_argument, 0, 'W'},
+						 {"readiness", required_argument, 0, 'R'},
 						 {"help", no_argument, 0, 'h'},
 						 {0, 0, 0, 0}};
 	fl_ctl *ctl = &g_ctl;
@@ -392,6 +397,7 @@ int fl_serve_main(int argc, char **argv)
 	fl_snapshot *empty;
 	uint64_t header_ms = 10000, idle_ms = 60000;
 	long warm_pool = 8;
+	int readiness_connect = 0;
 	char *end;
 
 	memset(ctl, 0, sizeof(*ctl));
@@ -464,6 +470,13 @@ int fl_serve_main(int argc, char **argv)
 					"flint: --warm-pool must be a number from 0 to 1024\n");
 				return 2;
 			}
+			break;
+		case 'R':
+			if (strcmp(optarg, "kernel") != 0 && strcmp(optarg, "connect") != 0) {
+				fprintf(stderr, "flint: --readiness must be kernel or connect\n");
+				return 2;
+			}
+			readiness_connect = strcmp(optarg, "connect") == 0;
 			break;
 		case 'h':
 			usage(stdout);
@@ -565,6 +578,8 @@ int fl_serve_main(int argc, char **argv)
 	ctl->sp_poll.data = ctl;
 	uv_poll_start(&ctl->sp_poll, UV_READABLE, on_spawner);
 	ctl_probe_init(ctl);
+	if (readiness_connect)
+		ctl->diag = -2; /* as if the kernel could not say (readiness.c) */
 
 	/* The async queue before the functions load: they tell it their settings. */
 	if (fl_async_start(ctl->data_dir, ctl->listen, &ctl->async, err, sizeof(err)) < 0) {

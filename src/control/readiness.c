@@ -81,12 +81,13 @@ static void probe_done(void *ctx, int ok)
 		probe_schedule(in);
 }
 
-/* The sock_diag socket for in's namespace, or -1 when the kernel cannot tell. */
+/* The sock_diag socket for in's namespace, or -1 when the kernel cannot tell (or
+ * --readiness connect said not to ask: ctl->diag -2). */
 static int probe_diag(fl_ctl *ctl, ctl_inst *in)
 {
 	int r;
 
-	if (in->diag_off)
+	if (in->diag_off || ctl->diag == -2)
 		return -1;
 	if (in->netns < 0) {
 		if (ctl->diag == -1) {

@@ -3,7 +3,9 @@ milliseconds it asks the kernel whether the port is listening (sock_diag) instea
 connecting, so a TCP readiness check costs the instance no connection at all, an HTTP check
 is only sent once something listens, and a port that is bound but not yet listening is not
 ready."""
-from conftest import wait_for
+import pytest
+
+from conftest import Flint, wait_for
 
 COLD = 30
 
@@ -43,4 +45,27 @@ def test_bound_is_not_listening(flint):
     (inst,) = wait_for(lambda: [i for i in flint.instances("ready-late") if i["state"] == "ready"],
                        COLD, what="the instance of ready-late")
     # Ready only once it listened: after the delay, not when it bound its port.
+    assert inst["cold_start_ms"] >= 400, inst
+
+
+@pytest.fixture(scope="module")
+def connecting(tmp_path_factory):
+    f = Flint(tmp_path_factory.mktemp("connecting"), extra_args=["--readiness", "connect"]).start()
+    yield f
+    f.close()
+
+
+def test_connect_readiness_is_the_fallback(connecting):
+    # Told not to ask the kernel (as when it cannot answer), flint connects: the instance
+    # sees one more connection, and a bound port that does not listen is still not ready.
+    connecting.deploy_app("conn-tcp", app="lateapp.py", scale={"min": 0, "max": 1})
+    assert stats(connecting, "conn-tcp") == {"conns": 2, "healthz": 0}
+    connecting.deploy_app("conn-iso", app="lateapp.py", network="isolated",
+                          scale={"min": 0, "max": 1})
+    assert stats(connecting, "conn-iso") == {"conns": 2, "healthz": 0}
+    connecting.deploy_app("conn-late", app="lateapp.py", env={"LISTEN_DELAY_MS": "400"},
+                          scale={"min": 0, "max": 1})
+    assert stats(connecting, "conn-late")["healthz"] == 0
+    (inst,) = wait_for(lambda: [i for i in connecting.instances("conn-late")
+                                if i["state"] == "ready"], COLD, what="conn-late's instance")
     assert inst["cold_start_ms"] >= 400, inst
