@@ -161,8 +161,7 @@ int fl_cli__invoke(fl_cli__ctx *c, int argc, char **argv)
 	}
 	/* --data is the global data-directory option; curl users reach for it to
 	 * send a body, which would otherwise silently turn into a GET. */
-	struct stat st;
-	if (c->data_dir && (stat(c->data_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+	if (c->data_dir && !fl_is_dir(c->data_dir)) {
 		rc = fl_cli__usage_err(c, "--data names flint's data directory; send a body "
 					  "with -d or --body");
 		goto out;

@@ -20,12 +20,6 @@
 #define DESCRIPTION_FILE "DESCRIPTION" /* a template's one-line summary; not copied */
 #define MAX_LANGS	 64
 
-static int is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Finds the templates directory (fl_templates_dir), or prints why none was found. */
 static int templates_dir(char *out, size_t n)
 {
@@ -59,7 +53,7 @@ static int list_langs(const char *dir, char **langs, int max)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (is_dir(path))
+		if (fl_is_dir(path))
 			langs[n++] = fl_xstrdup(e->d_name);
 	}
 	closedir(d);

@@ -1019,7 +1019,6 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 	ctl_fn *fn = ctl_fn_find(ctl, spec->name);
 	char *codedir = NULL;
 	fl_image *image = NULL;
-	struct stat st;
 	fl_list *l;
 
 	if (spec->code && fl_blob_unpack(ctl->data_dir, spec->code, &codedir, err, errlen) < 0) {
@@ -1027,7 +1026,7 @@ int ctl_fn_apply(fl_ctl *ctl, fl_spec *spec, const char *spec_json, uint64_t ver
 		return -EINVAL;
 	}
 	/* The spec checked these on deploy; a later start (or a rollback) checks again. */
-	if (spec->rootfs && (stat(spec->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))) {
+	if (spec->rootfs && !fl_is_dir(spec->rootfs)) {
 		snprintf(err, errlen, "rootfs: %s is not a directory on this host", spec->rootfs);
 		goto refuse;
 	}

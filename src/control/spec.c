@@ -562,7 +562,7 @@ static int dir_with(const char *path, const char *file)
 	char p[4200];
 	struct stat st;
 
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+	if (!fl_is_dir(path))
 		return 0;
 	if (file == NULL)
 		return 1;

@@ -360,7 +360,7 @@ int fl_mkdirs(const char *path, int mode)
 	return 0;
 }
 
-static int is_dir(const char *path)
+int fl_is_dir(const char *path)
 {
 	struct stat st;
 
@@ -374,7 +374,7 @@ int fl_templates_dir(char *out, size_t n, char *why, size_t whylen)
 	ssize_t len;
 
 	if (env && *env) {
-		if (!is_dir(env)) {
+		if (!fl_is_dir(env)) {
 			snprintf(why, whylen, "FLINT_TEMPLATES is \"%s\", which is not a directory",
 				 env);
 			return -1;
@@ -391,13 +391,13 @@ int fl_templates_dir(char *out, size_t n, char *why, size_t whylen)
 		if (slash)
 			*slash = '\0';
 		snprintf(near, sizeof(near), "%s/../templates", exe);
-		if (is_dir(near)) {
+		if (fl_is_dir(near)) {
 			if (realpath(near, out) == NULL || strlen(out) >= n)
 				snprintf(out, n, "%s", near);
 			return 0;
 		}
 	}
-	if (is_dir(FL_SYSTEM_TEMPLATES)) {
+	if (fl_is_dir(FL_SYSTEM_TEMPLATES)) {
 		snprintf(out, n, "%s", FL_SYSTEM_TEMPLATES);
 		return 0;
 	}

@@ -67,6 +67,8 @@ int fl_write_all(int fd, const void *p, size_t n);
 char *fl_read_file(const char *path, size_t *len);
 /* mkdir -p with the given mode for missing components; 0 or -errno. */
 int fl_mkdirs(const char *path, int mode);
+/* Whether path names a directory (following symbolic links). */
+int fl_is_dir(const char *path);
 
 /* Where flint's templates are: $FLINT_TEMPLATES, else templates/ next to the binary's
  * directory (bin/../templates, as in a checkout or an install prefix), else
